@@ -1,0 +1,90 @@
+"""Errors a user can act on, each with a documented exit code.
+
+Anything that is not a ``PachydermToolError`` is a bug and keeps its traceback.
+The exit codes are listed in the README; keep both in step.
+"""
+from __future__ import annotations
+
+
+class PachydermToolError(Exception):
+    """Base class: one clear line for the user, and an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(PachydermToolError):
+    """A key of the configuration is unknown, missing or of the wrong type."""
+
+    exit_code = 2
+
+
+class TemplateError(PachydermToolError):
+    """A pipeline spec template does not render, or renders to an invalid spec."""
+
+    exit_code = 3
+
+
+class GitStateError(PachydermToolError):
+    """Not a git repository, no commit yet, or a dirty working tree."""
+
+    exit_code = 4
+
+
+class TestsFailed(PachydermToolError):
+    """The project's test command failed, so nothing was built."""
+
+    __test__ = False  # not a pytest test class
+    exit_code = 5
+
+
+class DockerError(PachydermToolError):
+    """The Docker daemon is unreachable or the image build failed."""
+
+    exit_code = 6
+
+
+class RegistryError(PachydermToolError):
+    """The registry refused a push or a look-up, or could not be reached."""
+
+    exit_code = 7
+
+
+class PachdError(PachydermToolError):
+    """pachd is unreachable or refused a request."""
+
+    exit_code = 8
+
+
+class HealthError(PachydermToolError):
+    """A deployed pipeline did not become RUNNING (crashing, failed or timed out)."""
+
+    exit_code = 9
+
+
+class RefusedError(PachydermToolError):
+    """The deploy would go backwards (an older commit) and was refused."""
+
+    exit_code = 10
+
+
+EXIT_CODES = {
+    cls.exit_code: cls
+    for cls in (
+        ConfigError,
+        TemplateError,
+        GitStateError,
+        TestsFailed,
+        DockerError,
+        RegistryError,
+        PachdError,
+        HealthError,
+        RefusedError,
+    )
+}
