@@ -1,0 +1,1 @@
+"""Fixtures for the Docker Engine and registries (see scripts/services.sh)."""
