@@ -404,7 +404,7 @@ cmd_stop() {
     stop_registry "auth registry" "$AUTH_PIDFILE"
     stop_registry registry "$REG_PIDFILE"
     stop_dockerd
-    rm -f "$DOCKER_SOCK"
+    rm -f "$DOCKER_SOCK" "$ENV_FILE"
     log "stopped"
 }
 
