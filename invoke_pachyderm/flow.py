@@ -25,7 +25,7 @@ from .tagging import image_tag
 # -- tag ------------------------------------------------------------------------------
 def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -> Artifacts:
     """Read git, refuse a dirty tree unless allowed, give every image its tag."""
-    git = read_git_info(settings.project_dir)
+    git = read_git_info(settings.project_dir, ignore=(settings.out_dir,))
     configs = settings.require_images() if need_images else settings.image_configs
     images = {
         config.name: ImageArtifact(

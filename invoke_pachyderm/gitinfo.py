@@ -41,7 +41,10 @@ def git(project_dir: Path, *args: str, check: bool = True) -> str:
     return result.stdout.strip()
 
 
-def read_git_info(project_dir: Path, environ: Mapping[str, str] | None = None) -> GitInfo:
+def read_git_info(
+    project_dir: Path, environ: Mapping[str, str] | None = None, ignore: tuple[str, ...] = ()
+) -> GitInfo:
+    """Commit, branch and dirtiness of the project directory (paths in `ignore`, e.g. out_dir, excepted)."""
     environ = os.environ if environ is None else environ
     if git(project_dir, "rev-parse", "--is-inside-work-tree", check=False) != "true":
         raise GitStateError(f"{project_dir}: not a git repository; run `git init` and commit your work")
@@ -50,7 +53,8 @@ def read_git_info(project_dir: Path, environ: Mapping[str, str] | None = None) -
         raise GitStateError(f"{project_dir}: the repository has no commit yet; commit your work first")
     branch = git(project_dir, "rev-parse", "--abbrev-ref", "HEAD", check=False)
     commit, branch = github_overrides(commit, branch, environ)
-    status = git(project_dir, "status", "--porcelain", "--untracked-files=normal")
+    excludes = [f":(exclude){path}" for path in ignore]
+    status = git(project_dir, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes)
     dirty = bool(status)
     return GitInfo(
         commit=commit,
@@ -79,7 +83,7 @@ def github_overrides(commit: str, branch: str, environ: Mapping[str, str]) -> tu
 
 def _dirty_digest(project_dir: Path, status: str) -> str:
     digest = hashlib.sha256(status.encode())
-    digest.update(git(project_dir, "diff", "HEAD", "--binary").encode())
+    digest.update(git(project_dir, "diff", "HEAD", "--binary", "--", ".").encode())
     for line in status.splitlines():
         if line.startswith("??"):
             path = project_dir / line[3:].strip('"')

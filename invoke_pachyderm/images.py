@@ -73,7 +73,6 @@ def build_image(
             rm=True,
             forcerm=True,
             decode=True,
-            network_mode=os.environ.get("INVOKE_PACHYDERM_BUILD_NETWORK") or None,
         )
         for chunk in stream:
             if "error" in chunk or "errorDetail" in chunk:
