@@ -77,7 +77,9 @@ pid_alive() {
 pid_matches() {
     local pid="$1" word="$2"
     pid_alive "$pid" || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$word"
+    local cmd
+    cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)"
+    [[ "$cmd" == *"$word"* ]]
 }
 
 read_pid() { [[ -s "$1" ]] && tr -dc '0-9' <"$1" || true; }
@@ -223,7 +225,7 @@ cleanup_docker_leftovers() {
     for p in /proc/[0-9]*; do
         p="${p#/proc/}"
         [[ "$p" == "$$" ]] && continue
-        cmd="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null || true)"
+        cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" || true)"
         [[ -n "$cmd" ]] || continue
         case "$cmd" in
             *containerd*"$DOCKER_EXEC"*|*containerd*"$DOCKER_DATA"*|dockerd*"$DOCKER_SOCK"*)
@@ -366,7 +368,7 @@ stop_registry() {
 # Ports actually in use by running registries (from their configs), so `env` is right
 # even when called without the same REGISTRY_PORT/AUTH_REGISTRY_PORT as `start`.
 config_port() {
-    sed -n 's/^  addr: 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1/config.yml" 2>/dev/null | head -n1
+    sed -n 's/^  addr: 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1/config.yml" 2>/dev/null | head -n1 || true
 }
 
 write_env() {
