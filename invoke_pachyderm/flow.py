@@ -39,11 +39,14 @@ def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -
 # -- test -----------------------------------------------------------------------------
 def test_stage(settings: Settings, reporter: Reporter) -> None:
     command = settings.test_command
+    # `python` in the command is the interpreter running this tool (its virtualenv first on PATH).
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     with reporter.group(f"test: {command}"):
         result = subprocess.run(
             command,
             shell=True,
             cwd=settings.project_dir,
+            env=env,
             stdout=sys.stderr if reporter.json_mode else None,
         )
     if result.returncode != 0:

@@ -1,0 +1,1 @@
+from invoke_pachyderm import ns  # noqa: F401
