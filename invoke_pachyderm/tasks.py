@@ -14,12 +14,23 @@ from typing import Any
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from . import flow
 from .config import load_settings, to_plain
 from .errors import PachydermToolError
 from .output import Reporter
 
 CONFIG_SECTION = "pachyderm"
+
+
+class _LazyFlow:
+    """`flow` pulls in jinja2 and jsonschema; `invoke --list` and `--help` must not pay for them."""
+
+    def __getattr__(self, name):
+        from . import flow as module
+
+        return getattr(module, name)
+
+
+flow = _LazyFlow()
 
 
 def _flag(value: Any) -> bool | None:
