@@ -306,7 +306,9 @@ def parse_pachd_address(address: str, source: str) -> tuple[str, int, bool]:
     try:
         port = int(port_text)
     except ValueError:
-        raise ConfigError(f"{source}: pachd address {address!r} has a bad port {port_text!r}") from None
+        port = 0
+    if not 0 < port < 65536:
+        raise ConfigError(f"{source}: pachd address {address!r} has a bad port {port_text!r}")
     if not host:
         raise ConfigError(f"{source}: pachd address {address!r} has no host")
     return host, port, scheme in ("grpcs", "https")
