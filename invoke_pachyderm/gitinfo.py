@@ -60,7 +60,7 @@ def read_git_info(
         commit=commit,
         branch=branch,
         dirty=dirty,
-        dirty_digest=_dirty_digest(project_dir, status) if dirty else None,
+        dirty_digest=_dirty_digest(project_dir, status, excludes) if dirty else None,
         repo_url=strip_credentials(git(project_dir, "remote", "get-url", "origin", check=False) or None),
     )
 
@@ -81,14 +81,19 @@ def github_overrides(commit: str, branch: str, environ: Mapping[str, str]) -> tu
     return commit, branch
 
 
-def _dirty_digest(project_dir: Path, status: str) -> str:
+def _dirty_digest(project_dir: Path, status: str, excludes: list[str] | tuple[str, ...] = ()) -> str:
     digest = hashlib.sha256(status.encode())
-    digest.update(git(project_dir, "diff", "HEAD", "--binary", "--", ".").encode())
-    for line in status.splitlines():
-        if line.startswith("??"):
-            path = project_dir / line[3:].strip('"')
-            if path.is_file():
-                digest.update(path.read_bytes())
+    digest.update(git(project_dir, "diff", "HEAD", "--binary", "--", ".", *excludes).encode())
+    # `status` names untracked directories, not their files, and its paths are relative to the
+    # repository root; ls-files lists every untracked file, relative to the project directory.
+    untracked = git(project_dir, "ls-files", "--others", "--exclude-standard", "-z", "--", ".", *excludes)
+    for name in sorted(filter(None, untracked.split("\0"))):
+        path = project_dir / name
+        digest.update(name.encode() + b"\0")
+        if path.is_symlink():
+            digest.update(os.readlink(path).encode())
+        elif path.is_file():
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
