@@ -52,17 +52,21 @@ def test_unique_repo(unique_repo):
 
 
 @pytest.mark.parametrize("network_mode", [None, "none", "host"])
-def test_build_with_run_step(docker_client, busybox_context, network_mode):
+def test_build_with_run_step(docker_client, busybox_context, unique_repo, network_mode):
     """The classic builder runs RUN steps on a dockerd with --bridge=none, in every network mode."""
     ctx = busybox_context(run_seconds=1, extra_files={"hello.txt": "hello from the image\n"})
     kwargs = {} if network_mode is None else {"network_mode": network_mode}
-    image, logs = docker_client.images.build(path=str(ctx), rm=True, forcerm=True, nocache=True, **kwargs)
+    tag = f"{unique_repo}:built"
+    image, logs = docker_client.images.build(
+        path=str(ctx), tag=tag, rm=True, forcerm=True, nocache=True, **kwargs
+    )
     try:
         assert any("sleep" in (line.get("stream") or "") for line in logs)
         out = docker_client.containers.run(image.id, ["cat", "/hello.txt"], remove=True)
         assert out == b"hello from the image\n"
     finally:
-        docker_client.images.remove(image.id, force=True)
+        # By tag, never by id: identical contexts in other tests can share image ids.
+        docker_client.images.remove(tag)
 
 
 def test_build_and_push_to_open_registry(docker_client, registry, busybox_context, unique_repo):
@@ -120,4 +124,5 @@ def test_auth_registry_requires_credentials(docker_client, auth_registry, busybo
     assert auth_registry.tags(unique_repo) == ["v1"]
     digest = auth_registry.manifest_digest(unique_repo, "v1")
     assert digest == pushed_digest(stream)
-    docker_client.images.remove(image.id, force=True)
+    # By tag, never by id: other tests may build the very same image (same id).
+    docker_client.images.remove(f"{ref}:v1")
