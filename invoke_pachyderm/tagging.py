@@ -27,7 +27,7 @@ def image_tag(settings: Settings, image: ImageConfig, git: GitInfo, allow_dirty:
         tag = settings.tag.format(
             commit=git.commit, short_commit=git.short_commit, branch=sanitize_tag_part(git.branch)
         )
-    except (KeyError, IndexError, ValueError) as error:
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as error:
         raise ConfigError(
             f"{settings.sources.get('tag', 'tag')}: tag template {settings.tag!r} is invalid ({error}); "
             "use {commit}, {short_commit} and {branch}"
@@ -58,7 +58,7 @@ def inputs_digest(project_dir: Path, image: ImageConfig) -> str:
     for relative in context_files(context, dockerfile):
         path = context / relative
         _feed(digest, "file", relative.encode())
-        _feed(digest, "mode", str(os.stat(path).st_mode & 0o111).encode())
+        _feed(digest, "mode", str(os.lstat(path).st_mode & 0o111).encode())
         _feed(digest, "content", path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
     return digest.hexdigest()
 

@@ -1,0 +1,326 @@
+"""Image tags: the commit by default, honest dirty tags, templates, and `tag = "inputs"`."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from invoke_pachyderm.config import ImageConfig, load_settings
+from invoke_pachyderm.errors import ConfigError, GitStateError
+from invoke_pachyderm.gitinfo import GitInfo, read_git_info
+from invoke_pachyderm.tagging import context_files, image_tag, inputs_digest
+
+SHA = re.compile(r"[0-9a-f]{40}")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in list(os.environ):
+        if name.startswith(("INVOKE_PACHYDERM_", "GITHUB_", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX")):
+            monkeypatch.delenv(name)
+
+
+def run_git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit_all(cwd: Path) -> str:
+    run_git(cwd, "add", "-A")
+    run_git(cwd, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "c")
+    return run_git(cwd, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    path = tmp_path / "project"
+    path.mkdir()
+    run_git(path, "init", "-q", "-b", "main")
+    (path / "Dockerfile").write_text("FROM busybox\nCOPY . /app\n")
+    (path / "app.py").write_text("print('hi')\n")
+    commit_all(path)
+    return path
+
+
+def settings_for(project: Path, **flags):
+    return load_settings(project, flags={"image": "reg/app", **flags}, environ={})
+
+
+def tag_of(project: Path, allow_dirty: bool = False, **flags) -> str:
+    settings = settings_for(project, **flags)
+    (image,) = settings.require_images()
+    return image_tag(settings, image, read_git_info(project, environ={}), allow_dirty=allow_dirty)
+
+
+def git_info(commit: str = "0123456789abcdef" * 2 + "01234567", branch: str = "main") -> GitInfo:
+    return GitInfo(commit=commit, branch=branch, dirty=False, dirty_digest=None, repo_url=None)
+
+
+# -- commit tags --------------------------------------------------------------------------
+
+
+def test_default_tag_is_the_full_commit_sha(project):
+    assert tag_of(project) == run_git(project, "rev-parse", "HEAD")
+    (project / "app.py").write_text("print('v2')\n")
+    second = commit_all(project)
+    assert tag_of(project) == second
+
+
+def test_dirty_tree_is_refused_without_allow_dirty(project):
+    (project / "app.py").write_text("print('uncommitted')\n")
+    with pytest.raises(GitStateError, match="--allow-dirty") as info:
+        tag_of(project)
+    assert info.value.exit_code == 4
+
+
+def test_dirty_tag_can_never_be_a_clean_commit_tag(project):
+    commit = run_git(project, "rev-parse", "HEAD")
+    (project / "app.py").write_text("print('uncommitted')\n")
+    first = tag_of(project, allow_dirty=True)
+    assert first != commit
+    assert not SHA.fullmatch(first)
+    assert first.startswith("dirty-") and commit[:12] in first
+    (project / "app.py").write_text("print('other uncommitted')\n")
+    second = tag_of(project, allow_dirty=True)
+    assert second != first and not SHA.fullmatch(second)
+
+
+def test_dirty_tag_ignores_the_template(project):
+    (project / "new.txt").write_text("x")
+    assert tag_of(project, allow_dirty=True, tag="{short_commit}").startswith("dirty-")
+
+
+def test_allow_dirty_on_a_clean_tree_still_gives_the_commit(project):
+    assert tag_of(project, allow_dirty=True) == run_git(project, "rev-parse", "HEAD")
+
+
+# -- templates -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template, branch, expected",
+    [
+        ("{short_commit}", "main", "{short}"),
+        ("{branch}-{short_commit}", "feature/login", "feature-login-{short}"),
+        ("{commit}-{branch}", "Release 1.0!", "{commit}-Release-1.0"),
+        ("v1-{commit}", "main", "v1-{commit}"),
+    ],
+)
+def test_tag_templates(project, template, branch, expected):
+    info = git_info(branch=branch)
+    settings = settings_for(project, tag=template)
+    wanted = expected.format(short=info.short_commit, commit=info.commit)
+    assert image_tag(settings, settings.require_images()[0], info) == wanted
+
+
+def test_template_with_a_real_branch(project):
+    run_git(project, "checkout", "-q", "-b", "team/feature_x")
+    commit = run_git(project, "rev-parse", "HEAD")
+    assert tag_of(project, tag="{branch}-{short_commit}") == f"team-feature_x-{commit[:12]}"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{nope}-{commit}", "{0}{commit}", "{commit", "{commit!z}", "{commit.real}-{commit}", "{commit[x]}{commit}"],
+)
+def test_invalid_templates_are_config_errors(project, template):
+    settings = settings_for(project, tag=template)
+    with pytest.raises(ConfigError) as info:
+        image_tag(settings, settings.require_images()[0], git_info())
+    assert "is invalid" in str(info.value)
+    assert "task flag" in str(info.value)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("template", ["-{commit}", "{commit}/x", "{commit}{commit}{commit}{commit}"])
+def test_templates_giving_an_invalid_docker_tag(project, template):
+    settings = settings_for(project, tag=template)
+    with pytest.raises(ConfigError, match="not a valid Docker tag"):
+        image_tag(settings, settings.require_images()[0], git_info())
+
+
+@pytest.mark.parametrize("template", ["{branch}", "latest", "stable-{branch}"])
+def test_template_without_the_commit_is_refused(project, template):
+    settings = settings_for(project, tag=template)
+    with pytest.raises(ConfigError, match="does not contain the commit"):
+        image_tag(settings, settings.require_images()[0], git_info())
+
+
+# -- tag = "inputs" --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ctx(tmp_path) -> Path:
+    """A project whose build context is `ctx/`, with a Dockerfile inside it and files beside it."""
+    project = tmp_path / "inputs-project"
+    (project / "ctx" / "src").mkdir(parents=True)
+    (project / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY . /app\n")
+    (project / "ctx" / "src" / "main.py").write_text("print(1)\n")
+    (project / "ctx" / "README.md").write_text("docs\n")
+    (project / "outside.txt").write_text("not in the context\n")
+    return project
+
+
+def image(**overrides) -> ImageConfig:
+    fields = {"name": "main", "repository": "reg/app", "dockerfile": "ctx/Dockerfile", "context": "ctx"}
+    return ImageConfig(**{**fields, **overrides})
+
+
+def digest(project: Path, **overrides) -> str:
+    return inputs_digest(project, image(**overrides))
+
+
+def test_inputs_tag_format(ctx):
+    settings = load_settings(ctx, flags={"tag": "inputs"}, environ={})
+    tag = image_tag(settings, image(), git_info())
+    assert tag == "inputs-" + digest(ctx)[:32]
+    assert re.fullmatch(r"inputs-[0-9a-f]{32}", tag)
+
+
+def test_inputs_tag_does_not_need_git_and_ignores_dirtiness(ctx):
+    settings = load_settings(ctx, flags={"tag": "inputs"}, environ={})
+    dirty = GitInfo(commit="a" * 40, branch="main", dirty=True, dirty_digest="abc", repo_url=None)
+    clean = GitInfo(commit="b" * 40, branch="other", dirty=False, dirty_digest=None, repo_url=None)
+    assert image_tag(settings, image(), dirty) == image_tag(settings, image(), clean)
+
+
+def test_inputs_digest_is_stable(ctx):
+    assert digest(ctx) == digest(ctx)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: (p / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY . /srv\n"),
+        lambda p: (p / "ctx" / "src" / "main.py").write_text("print(2)\n"),
+        lambda p: (p / "ctx" / "src" / "new.py").write_text(""),
+        lambda p: (p / "ctx" / "README.md").unlink(),
+        lambda p: (p / "ctx" / "README.md").rename(p / "ctx" / "README.txt"),
+        lambda p: os.chmod(p / "ctx" / "src" / "main.py", 0o755),
+    ],
+    ids=["dockerfile", "content", "new-file", "deleted-file", "renamed-file", "executable-bit"],
+)
+def test_inputs_digest_changes_with_the_inputs(ctx, change):
+    before = digest(ctx)
+    change(ctx)
+    assert digest(ctx) != before
+
+
+def test_inputs_digest_changes_with_build_args_and_target(ctx):
+    base = digest(ctx)
+    assert digest(ctx, build_args={"VERSION": "1"}) != base
+    assert digest(ctx, build_args={"VERSION": "2"}) != digest(ctx, build_args={"VERSION": "1"})
+    assert digest(ctx, build_args={"A": "1", "B": "2"}) == digest(ctx, build_args={"B": "2", "A": "1"})
+    assert digest(ctx, target="prod") != base
+    assert digest(ctx, target="prod") != digest(ctx, target="dev")
+
+
+def test_inputs_digest_ignores_files_outside_the_context(ctx):
+    before = digest(ctx)
+    (ctx / "outside.txt").write_text("changed\n")
+    (ctx / "another.txt").write_text("new\n")
+    assert digest(ctx) == before
+
+
+def test_dockerfile_outside_the_context_still_counts(ctx):
+    (ctx / "docker").mkdir()
+    (ctx / "docker" / "Dockerfile").write_text("FROM busybox\n")
+    before = digest(ctx, dockerfile="docker/Dockerfile")
+    (ctx / "docker" / "Dockerfile").write_text("FROM alpine\n")
+    assert digest(ctx, dockerfile="docker/Dockerfile") != before
+
+
+def test_inputs_digest_ignores_dockerignored_files(ctx):
+    (ctx / "ctx" / ".dockerignore").write_text("# comment\n\n*.md\n/build\n.venv\n")
+    (ctx / "ctx" / "build").mkdir()
+    (ctx / "ctx" / "build" / "out.bin").write_text("1")
+    (ctx / "ctx" / ".venv" / "lib").mkdir(parents=True)
+    (ctx / "ctx" / ".venv" / "lib" / "x.py").write_text("1")
+    before = digest(ctx)
+    (ctx / "ctx" / "README.md").write_text("changed docs\n")
+    (ctx / "ctx" / "build" / "out.bin").write_text("2")
+    (ctx / "ctx" / ".venv" / "lib" / "x.py").write_text("2")
+    (ctx / "ctx" / "NOTES.md").write_text("new\n")
+    assert digest(ctx) == before
+    (ctx / "ctx" / "src" / "main.py").write_text("print(3)\n")
+    assert digest(ctx) != before
+
+
+def test_dockerignore_itself_is_an_input(ctx):
+    (ctx / "ctx" / ".dockerignore").write_text("*.md\n")
+    before = digest(ctx)
+    (ctx / "ctx" / ".dockerignore").write_text("*.md\n*.tmp\n")
+    assert digest(ctx) != before
+
+
+def test_dockerignore_exceptions(ctx):
+    docs = ctx / "ctx" / "docs"
+    docs.mkdir()
+    (docs / "keep.md").write_text("k\n")
+    (docs / "drop.md").write_text("d\n")
+    (ctx / "ctx" / ".dockerignore").write_text("*.md\ndocs\n!docs/keep.md\n!README.md\n")
+    files = context_files(ctx / "ctx")
+    assert "docs/keep.md" in files and "README.md" in files
+    assert "docs/drop.md" not in files
+    before = digest(ctx)
+    (docs / "drop.md").write_text("changed\n")
+    assert digest(ctx) == before
+    (docs / "keep.md").write_text("changed\n")
+    assert digest(ctx) != before
+
+
+def test_dockerignore_last_match_wins(ctx):
+    (ctx / "ctx" / ".dockerignore").write_text("!README.md\n*.md\n")
+    assert "README.md" not in context_files(ctx / "ctx")
+
+
+def test_dockerignore_double_star(ctx):
+    deep = ctx / "ctx" / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "x.pyc").write_text("1")
+    (ctx / "ctx" / "top.pyc").write_text("1")
+    (deep / "x.py").write_text("1")
+    (deep / "data.csv").write_text("1")
+    (ctx / "ctx" / "data.csv").write_text("1")
+    (ctx / "ctx" / ".dockerignore").write_text("**/*.pyc\na/**/*.csv\n")
+    files = context_files(ctx / "ctx")
+    assert "a/b/x.pyc" not in files and "top.pyc" not in files
+    assert "a/b/data.csv" not in files
+    assert "data.csv" in files and "a/b/x.py" in files
+
+
+def test_dockerignore_single_star_does_not_cross_directories(ctx):
+    (ctx / "ctx" / "src" / "deep").mkdir()
+    (ctx / "ctx" / "src" / "deep" / "y.py").write_text("1")
+    (ctx / "ctx" / ".dockerignore").write_text("src/*.py\n")
+    files = context_files(ctx / "ctx")
+    assert "src/main.py" not in files
+    assert "src/deep/y.py" in files
+
+
+def test_context_files_skip_the_git_directory(ctx):
+    run_git(ctx / "ctx", "init", "-q")
+    files = context_files(ctx / "ctx")
+    assert not any(f.startswith(".git/") for f in files)
+    assert files == sorted(files)
+
+
+def test_dangling_symlink_in_the_context(ctx):
+    os.symlink("does-not-exist", ctx / "ctx" / "dangling")
+    before = digest(ctx)
+    (ctx / "ctx" / "dangling").unlink()
+    os.symlink("elsewhere", ctx / "ctx" / "dangling")
+    assert digest(ctx) != before
+
+
+def test_missing_context_or_dockerfile(ctx):
+    with pytest.raises(ConfigError, match="build context 'nope' is not a directory"):
+        digest(ctx, context="nope")
+    with pytest.raises(ConfigError, match="Dockerfile 'ctx/Missing' not found"):
+        digest(ctx, dockerfile="ctx/Missing")
