@@ -1,1 +1,36 @@
-"""Fixtures for the pachd double."""
+"""Fixtures for the pachd double.
+
+``pachd`` is a started ``PachdDouble``: one server for the session, ``reset()``
+before each test, and its configuration (registry_url, tokens, start_delay)
+put back to the defaults afterwards, so a test may set e.g.
+``pachd.registry_url = registry.url`` for itself.  ``pachd_client`` is a
+python-pachyderm client for it.
+"""
+import pytest
+import python_pachyderm
+
+from invoke_pachyderm.pachd_double import PachdDouble
+
+_DEFAULTS = {"registry_url": None, "tokens": [], "start_delay": 0.05}
+
+
+@pytest.fixture(scope="session")
+def pachd_session():
+    double = PachdDouble(**_DEFAULTS).start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def pachd(pachd_session):
+    double = pachd_session
+    double.start()  # again, if a test stopped it (stop_during_transaction)
+    double.reset()
+    yield double
+    for name, value in _DEFAULTS.items():
+        setattr(double, name, value)
+
+
+@pytest.fixture
+def pachd_client(pachd):
+    return python_pachyderm.Client(host=pachd.host, port=pachd.port)
