@@ -101,6 +101,10 @@ def write_busybox_context(
     are written into the context and COPYed into the image at the same path (except a
     ``.dockerignore``, which is only written). The image runs busybox applets, e.g.
     ``containers.run(image, ["cat", "/hello.txt"])``.
+
+    The same arguments give byte-identical contexts, so the daemon's build cache gives the
+    same image id to every test that builds one: remove images by tag, not by id (pass
+    different ``extra_files`` or ``nocache=True`` to get a distinct image).
     """
     if not BUSYBOX.is_file():
         raise FileNotFoundError(
