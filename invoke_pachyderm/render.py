@@ -108,7 +108,8 @@ def render_template(
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        bad_line = text.splitlines()[error.lineno - 1].strip() if text.splitlines() else ""
+        lines = text.splitlines()
+        bad_line = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
         raise TemplateError(
             f"{source}: rendered output is not valid JSON at line {error.lineno}, column {error.colno}: "
             f"{error.msg} (near {bad_line[:80]!r})"
