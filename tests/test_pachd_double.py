@@ -769,3 +769,28 @@ def test_command_line_prints_its_port_and_serves():
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# --- looking inside without the client ---------------------------------------------------
+
+
+def test_create_repo_seeds_state_the_client_sees(pachd, pachd_client):
+    pachd.create_repo("raw")
+    assert repo_names(pachd_client) == {("raw", "user")}
+    assert pachd.calls == ["ListRepo"]
+
+
+def test_pipeline_info_shows_the_stored_version_with_details(pachd, pachd_client, images_repo):
+    make_pipeline(pachd_client)
+    make_pipeline(pachd_client, update=True)
+    info = pachd.pipeline_info("edges")
+    assert info["version"] == "2"  # uint64 is a string in proto JSON
+    assert info["details"]["input"]["pfs"]["repo"] == "images"
+    with pytest.raises(KeyError):
+        pachd.pipeline_spec("nope")
+
+
+def test_a_single_token_string_is_one_token():
+    with PachdDouble(tokens="secret") as double:
+        client_for(double, "secret").create_repo("images")
+        assert rpc_error(client_for(double, "s").list_repo).code() == grpc.StatusCode.UNAUTHENTICATED

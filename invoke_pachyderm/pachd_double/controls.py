@@ -30,7 +30,7 @@ class Fault:
 
 class Controls:
     def __init__(self, tokens=None):
-        self.tokens = list(tokens or [])
+        self.tokens = as_token_list(tokens)
         self.delay = 0.0
         self._lock = threading.Lock()
         self._calls: list[str] = []
@@ -54,6 +54,7 @@ class Controls:
             self._calls.append(method)
 
     def fail_next(self, method: str, code: grpc.StatusCode, count: int, message: str) -> None:
+        method = method.rsplit("/", 1)[-1]  # "/pps_v2.API/CreatePipeline" works too
         with self._lock:
             self._faults.setdefault(method, []).append(Fault(code, message, count))
 
@@ -90,6 +91,13 @@ class Controls:
         if token not in self.tokens:
             return RpcFailure(grpc.StatusCode.UNAUTHENTICATED, BAD_TOKEN)
         return None
+
+
+def as_token_list(tokens) -> list:
+    """None, one token, or several."""
+    if isinstance(tokens, str):
+        return [tokens]
+    return list(tokens or [])
 
 
 def header(metadata, key: str) -> str | None:

@@ -25,6 +25,7 @@ src/auth/auth.go).  It is NOT pachd.  What it does not model:
   SQL egress is not checked, inputs are not sorted (pps.SortInput), triggers
   make no branches, tolerations are not checked, spec_commit requests are
   ignored, deleting an input repo of a pipeline is allowed (pachd refuses).
+* Ancestry syntax (``edges^1``, ``edges.2``) in pipeline names is not resolved.
 * ListPipeline: no jqFilter and no commit_set (UNIMPLEMENTED).  As pachd's
   listPipeline does, it returns details whatever ``details`` says; only
   InspectPipeline strips them.
@@ -41,14 +42,13 @@ import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from python_pachyderm.proto.v2.auth import auth_pb2_grpc
-from python_pachyderm.proto.v2.pfs import pfs_pb2
+from python_pachyderm.proto.v2.pfs import pfs_pb2, pfs_pb2_grpc
 from python_pachyderm.proto.v2.pps import pps_pb2_grpc
-from python_pachyderm.proto.v2.pfs import pfs_pb2_grpc
 from python_pachyderm.proto.v2.transaction import transaction_pb2_grpc
 from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
 from . import pfs_ops
-from .controls import ControlInterceptor, Controls
+from .controls import ControlInterceptor, Controls, as_token_list
 from .engine import Engine
 from .lifecycle import present
 from .servicers import (
@@ -108,7 +108,7 @@ class PachdDouble:
 
     @tokens.setter
     def tokens(self, value) -> None:
-        self.controls.tokens = list(value or [])
+        self.controls.tokens = as_token_list(value)
 
     # --- lifecycle ---------------------------------------------------------
 
