@@ -11,6 +11,8 @@ import python_pachyderm
 
 from invoke_pachyderm.pachd_double import PachdDouble
 
+__all__ = ["pachd_session", "pachd", "pachd_client"]
+
 _DEFAULTS = {"registry_url": None, "tokens": [], "start_delay": 0.05}
 
 
