@@ -80,10 +80,16 @@ def _input_defaults(node: dict[str, Any], pipeline: str, project: str) -> None:
         git.setdefault("branch", "master")
 
 
-def _drop_empty(value: Any) -> Any:
+# map<string, string> fields: protobuf JSON keeps every entry, even "" or "0" (DEBUG=0 is not unset).
+MAP_FIELDS = frozenset({"env", "annotations", "labels", "node_selector"})
+
+
+def _drop_empty(value: Any, is_map: bool = False) -> Any:
     """Protobuf JSON omits default (empty/zero/false) values; do the same on both sides."""
     if isinstance(value, dict):
-        cleaned = {k: _drop_empty(v) for k, v in value.items()}
+        cleaned = {k: _drop_empty(v, k in MAP_FIELDS) for k, v in value.items()}
+        if is_map:
+            return cleaned
         return {k: v for k, v in cleaned.items() if v not in (None, "", 0, False, [], {}, "0")}
     if isinstance(value, list):
         return [_drop_empty(v) for v in value]
