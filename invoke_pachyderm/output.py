@@ -38,12 +38,17 @@ class Reporter:
         self.secrets.append(secret)
         self.secrets.sort(key=len, reverse=True)
         if self.in_github_actions:
-            # Must come before anything else prints the value.
-            print(f"::add-mask::{secret}", file=self.out_stream, flush=True)
+            # Must come before anything else prints the value. The runner reads workflow commands
+            # on stderr too; in --json mode stdout carries nothing but the one JSON document.
+            stream = self.log_stream if self.json_mode else self.out_stream
+            print(f"::add-mask::{secret}", file=stream, flush=True)
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
+            escaped = json.dumps(secret)[1:-1]  # as it appears inside a JSON string
+            if escaped != secret:
+                text = text.replace(escaped, "***")
         return text
 
     def info(self, message: str) -> None:
