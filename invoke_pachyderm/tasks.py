@@ -76,6 +76,13 @@ def _prepare(c, reporter: Reporter, **flags):
     return settings
 
 
+def _github(reporter: Reporter, task_name: str, artifacts, dry_run: bool | None = None) -> None:
+    """In GitHub Actions: step outputs and the job summary (see github.py); elsewhere nothing."""
+    from . import github
+
+    github.publish(reporter, task_name, artifacts, dry_run)
+
+
 JSON_HELP = "print one JSON document on stdout (logs go to stderr)"
 DIRTY_HELP = "allow uncommitted changes (the tag then says 'dirty' and no clean commit can have it)"
 
@@ -96,6 +103,7 @@ def build(c, reporter, allow_dirty=None, json=None):
     settings = _prepare(c, reporter)
     artifacts = flow.tag_stage(settings, bool(_flag(allow_dirty)))
     flow.build_stage(settings, reporter, artifacts)
+    _github(reporter, "build", artifacts)
     reporter.result(artifacts.to_json(), "\n".join(f"built {i.ref}" for i in artifacts.images.values()))
 
 
@@ -106,6 +114,7 @@ def push(c, reporter, allow_dirty=None, json=None):
     settings = _prepare(c, reporter)
     artifacts = flow.tag_stage(settings, bool(_flag(allow_dirty)))
     flow.push_stage(settings, reporter, artifacts)
+    _github(reporter, "push", artifacts)
     reporter.result(
         artifacts.to_json(), "\n".join(f"pushed {i.ref} {i.digest}" for i in artifacts.images.values())
     )
@@ -126,6 +135,7 @@ def render_spec(c, reporter, check=None, out_dir=None, json=None):
     settings = _prepare(c, reporter, out_dir=out_dir)
     artifacts = flow.tag_stage(settings, allow_dirty=True, need_images=False)
     specs = flow.render_stage(settings, artifacts, write=not _flag(check))
+    _github(reporter, "render-spec", artifacts)
     verb = "valid" if _flag(check) else "wrote"
     reporter.result(
         artifacts.to_json(),
@@ -168,6 +178,7 @@ def deploy(
         timeout=float(timeout) if timeout is not None else None,
     )
     artifacts = flow.deploy(settings, reporter, options)
+    _github(reporter, "deploy", artifacts, options.dry_run)
     document = {**artifacts.to_json(), "dry_run": options.dry_run}
     reporter.result(document, flow_summary(artifacts, options.dry_run))
 
@@ -218,4 +229,57 @@ def rollback(c, reporter, to=None, json=None):
     )
 
 
-ns = Collection(test, build, push, render_spec, deploy, status, rollback)
+INIT_HELP = {
+    "dir": "directory of the project (default: this project's directory)",
+    "name": "project and pipeline name (default: the directory's name)",
+    "image": "image repository, without tag (default: localhost:5000/NAME)",
+    "input_repo": "the Pachyderm repo the pipeline reads (default: data)",
+    "base_image": "base image of the Dockerfile (default: python:3.12-slim)",
+    "force": "overwrite files that exist and differ (pyproject.toml: only [tool.invoke-pachyderm])",
+    "json": JSON_HELP,
+}
+
+
+@task(optional=["force", "json"], help=INIT_HELP)
+@handled
+def init(c, reporter, dir=None, name=None, image=None, input_repo=None, base_image=None, force=None, json=None):
+    """Write the files of a working project (also: the `invoke-pachyderm init` command)."""
+    from .scaffold import scaffold
+
+    result = scaffold(
+        Path(dir) if dir else project_dir(c), name=name, image=image, input_repo=input_repo,
+        base_image=base_image, force=bool(_flag(force)),
+    )
+    reporter.result(result.to_json(), result.human())
+
+
+@task(
+    name="install",
+    optional=["post_commit", "json"],
+    help={"post_commit": "also install a post-commit hook running the same tasks", "json": JSON_HELP},
+)
+@handled
+def hooks_install(c, reporter, post_commit=None, json=None):
+    """Install a git pre-push hook running the `hooks` setting's tasks (an existing hook runs first)."""
+    from . import hooks
+
+    settings = _prepare(c, reporter)
+    actions = hooks.install(settings.project_dir, settings.hooks, post_commit=bool(_flag(post_commit)))
+    reporter.result(
+        {"hooks": [a.to_json() for a in actions], "tasks": list(settings.hooks)},
+        "\n".join(a.human() for a in actions),
+    )
+
+
+@task(name="uninstall", optional=["json"], help={"json": JSON_HELP})
+@handled
+def hooks_uninstall(c, reporter, json=None):
+    """Remove our git hooks and put back the hooks they chained."""
+    from . import hooks
+
+    actions = hooks.uninstall(project_dir(c).resolve())
+    reporter.result({"hooks": [a.to_json() for a in actions]}, "\n".join(a.human() for a in actions))
+
+
+hooks_collection = Collection("hooks", hooks_install, hooks_uninstall)
+ns = Collection(test, build, push, render_spec, deploy, status, rollback, init, hooks_collection)
