@@ -12,10 +12,16 @@ from .errors import TemplateError
 
 ANNOTATION_PREFIX = "invoke-pachyderm.io/"
 # Provenance that may differ between two deploys of the same pipeline code; the diff ignores it.
+# The digest is known only after a push (not in a dry run); with pin_digest it is in the image anyway.
 VOLATILE_ANNOTATIONS = frozenset(
     ANNOTATION_PREFIX + key
-    for key in ("commit", "branch", "ci-run", "tool-version", "repository", "deployed-from")
+    for key in ("commit", "branch", "ci-run", "tool-version", "repository", "deployed-from", "digest")
 )
+
+
+def is_volatile_annotation(key: str) -> bool:
+    """`digest.<image>` and the like count as their base key."""
+    return key in VOLATILE_ANNOTATIONS or key.split(".", 1)[0] in VOLATILE_ANNOTATIONS
 DEFAULT_USER_IMAGE = "ubuntu:20.04"
 # Request fields that are instructions for this one call, not part of the pipeline.
 REQUEST_ONLY_FIELDS = ("update", "reprocess", "dry_run", "details_json", "spec_commit", "salt")
@@ -42,8 +48,8 @@ def normalize_spec(spec: Mapping[str, Any], project: str) -> dict[str, Any]:
     _visit_inputs(spec.get("input"), lambda node: _input_defaults(node, name, project))
     annotations = (spec.get("metadata") or {}).get("annotations")
     if isinstance(annotations, dict):
-        for key in VOLATILE_ANNOTATIONS:
-            annotations.pop(key, None)
+        for key in [k for k in annotations if is_volatile_annotation(k)]:
+            annotations.pop(key)
         if not annotations:
             spec["metadata"].pop("annotations")
         if not spec["metadata"]:
