@@ -12,7 +12,7 @@ Where the services come from (session fixture ``services``):
   and free ports, its env file is read, the variables are exported into ``os.environ`` for
   the session (so code under test using ``docker.from_env()`` or subprocesses reach the same
   daemon), and the services are stopped (and that directory removed) at session end.
-  Set ``INVOKE_PACHYDERM_KEEP_SERVICES=1`` to keep the directory (logs) afterwards.
+  Set ``INVOKE_PACHYDERM_TEST_KEEP_SERVICES=1`` to keep the directory (logs) afterwards.
 
 Nothing here skips: if the services cannot be started or reached, the test fails with the
 tail of the service logs.
@@ -380,7 +380,7 @@ def services() -> ServicesInfo:
                 f"scripts/services.sh stop failed (exit {result.returncode}):\n"
                 f"{result.stdout}{result.stderr}"
             )
-        if not os.environ.get("INVOKE_PACHYDERM_KEEP_SERVICES"):
+        if not os.environ.get("INVOKE_PACHYDERM_TEST_KEEP_SERVICES"):
             shutil.rmtree(services_dir, ignore_errors=True)
 
 
