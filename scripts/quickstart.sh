@@ -14,7 +14,11 @@ ROOT="$PWD"
 log() { echo "quickstart: $*" >&2; }
 
 bash scripts/setup.sh
-bash scripts/services.sh start
+started_services=0
+if ! bash scripts/services.sh status >/dev/null 2>&1; then
+    bash scripts/services.sh start
+    started_services=1
+fi
 # shellcheck disable=SC1091
 source .services/env
 export PATH="$ROOT/.venv/bin:$PATH"
@@ -23,7 +27,7 @@ double_pid=""
 cleanup() {
     if [[ "${KEEP_SERVICES:-0}" != 1 ]]; then
         [[ -n "$double_pid" ]] && kill "$double_pid" 2>/dev/null && wait "$double_pid" 2>/dev/null
-        bash scripts/services.sh stop
+        if ((started_services)); then bash "$ROOT/scripts/services.sh" stop; fi
     else
         log "services left running (pachd double pid $double_pid); stop with: kill $double_pid; bash scripts/services.sh stop"
     fi
