@@ -98,7 +98,7 @@ class ScaffoldResult:
         }
 
     def human(self) -> str:
-        width = max((len(f.action) for f in self.files), default=0)
+        width = len("overwritten")
         lines = [
             f"{f.action:<{width}}  {f.path}" + (f"  ({f.reason})" if f.reason else "") for f in self.files
         ]
@@ -232,7 +232,10 @@ def scaffold(
     directory = Path(directory).expanduser().resolve()
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} exists and is not a directory")
-    values = make_values(directory, name, image, input_repo, base_image)
+    known = existing_values(directory)
+    values = make_values(
+        directory, name or known.get("name"), image or known.get("image"), input_repo, base_image
+    )
     files = render_templates(values)
     directory.mkdir(parents=True, exist_ok=True)
     result = ScaffoldResult(directory=directory, values=values)
@@ -248,6 +251,23 @@ def scaffold(
         result.files.append(action)
     result.next_steps = next_steps(directory, values)
     return result
+
+
+def existing_values(directory: Path) -> dict[str, str]:
+    """Name and image of a project that already has a pyproject.toml, so a second init agrees with it."""
+    path = directory / "pyproject.toml"
+    try:
+        data = tomllib.loads(_read(path)) if path.is_file() else {}
+    except tomllib.TOMLDecodeError:
+        return {}
+    known = {}
+    name = _lookup(data, "project.name")
+    if isinstance(name, str) and _NAME.match(name):
+        known["name"] = name
+    image = _lookup(data, OUR_TABLE + ".image")
+    if isinstance(image, str) and _IMAGE.match(image):
+        known["image"] = image
+    return known
 
 
 def write_file(path: Path, content: str, force: bool) -> FileAction:
