@@ -5,3 +5,24 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no "Got goaway" noise when a
 
 from fixtures_services import *  # noqa: F401,F403  (docker engine, registries, busybox build contexts)
 from fixtures_pachd import *  # noqa: F401,F403  (the pachd double)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def cluster(registry):
+    """A pachd double of its own that checks images against the test registry, with the `images`
+    input repo seeded (the session-wide `pachd` fixture has no registry)."""
+    from invoke_pachyderm.pachd_double import PachdDouble
+
+    double = PachdDouble(registry_url=registry.url, start_delay=0.05).start()
+    double.create_repo("images")
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def client(cluster):
+    import python_pachyderm
+
+    return python_pachyderm.Client(host="127.0.0.1", port=cluster.port)

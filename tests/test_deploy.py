@@ -12,20 +12,6 @@ ANNOTATION = "invoke-pachyderm.io/"
 
 
 @pytest.fixture
-def cluster(registry):
-    """A pachd double that checks images against the test registry, with the input repo seeded."""
-    double = PachdDouble(registry_url=registry.url, start_delay=0.05).start()
-    double.create_repo("images")
-    yield double
-    double.stop()
-
-
-@pytest.fixture
-def client(cluster):
-    return python_pachyderm.Client(host="127.0.0.1", port=cluster.port)
-
-
-@pytest.fixture
 def project(tmp_path, services, registry, cluster, unique_repo):
     return make_project(tmp_path, services, f"grpc://{cluster.address}", f"{registry.host}/{unique_repo}")
 

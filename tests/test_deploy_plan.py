@@ -15,19 +15,6 @@ CHAIN = (("first", "images"), ("second", "first"), ("third", "second"))
 
 
 @pytest.fixture
-def cluster(registry):
-    double = PachdDouble(registry_url=registry.url, start_delay=0.05).start()
-    double.create_repo("images")
-    yield double
-    double.stop()
-
-
-@pytest.fixture
-def client(cluster):
-    return python_pachyderm.Client(host="127.0.0.1", port=cluster.port)
-
-
-@pytest.fixture
 def chain(tmp_path, services, registry, cluster, unique_repo):
     """Three chained pipelines, images tagged by their inputs, so a spec-only commit keeps the image."""
     project = make_project(
