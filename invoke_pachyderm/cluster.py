@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from .artifacts import PipelineChange, RenderedSpec
+from .artifacts import RenderedSpec
 from .config import PachdTarget
 from .errors import HealthError, PachdError
 from .plan import normalize_spec

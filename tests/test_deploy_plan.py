@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-import python_pachyderm
 from python_pachyderm.proto.v2.pps import pps_pb2
 
-from invoke_pachyderm.pachd_double import PachdDouble
 from project_helpers import make_project
 
 ANNOTATION = "invoke-pachyderm.io/"
