@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .artifacts import ImageArtifact
 from .config import ImageConfig, Settings
@@ -114,18 +116,128 @@ def push_image(client, artifact: ImageArtifact, auth: dict[str, str] | None, log
     artifact.pushed = True
 
 
+#: Registry error codes (as the daemon words them) that mean "no such tag / repository".
+ABSENT_MARKERS = ("manifest unknown", "name unknown", "not found")
+
+
 def registry_digest(client, artifact: ImageArtifact, auth: dict[str, str] | None) -> str | None:
-    """Digest of repository:tag in the registry; None if absent. A failed look-up raises."""
+    """Digest of repository:tag in the registry, asked through the daemon with push's credentials.
+
+    None only when the daemon answers 404 (its NotFound) with the registry's "manifest unknown" /
+    "name unknown". Anything else (401, "no basic auth credentials", connection refused, a
+    non-registry answering, a daemon that went away) raises RegistryError: never "absent".
+    """
     import docker.errors
+    import requests.exceptions
 
     try:
         data = client.api.inspect_distribution(artifact.ref, auth_config=auth)
     except docker.errors.APIError as error:
         text = str(error.explanation or error).lower()
-        if error.status_code == 404 or "manifest unknown" in text or "not found" in text:
+        if error.status_code == 404 and any(marker in text for marker in ABSENT_MARKERS):
             return None
-        raise RegistryError(f"cannot look up {artifact.ref} in its registry: {_short(error)}{_auth_hint(text)}") from None
-    return (data.get("Descriptor") or {}).get("digest")
+        raise RegistryError(
+            f"cannot look up {artifact.ref} in its registry (so cannot tell whether to build): "
+            f"{_short(error)}{_auth_hint(text)}"
+        ) from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as error:
+        raise DockerError(f"cannot look up {artifact.ref} through the Docker daemon: {_short(error)}") from None
+    digest = (data.get("Descriptor") or {}).get("digest")
+    if not digest:
+        raise RegistryError(f"cannot look up {artifact.ref}: the daemon's answer has no digest: {data!r:.200}")
+    return digest
+
+
+# -- the registry asked directly: a fast path that can only say "present" ------------------
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+DIRECT_TIMEOUT = 5.0
+
+
+def split_reference(repository: str) -> tuple[str, str] | None:
+    """(registry host, repository path) when the repository names its registry, else None (Docker Hub)."""
+    first, sep, rest = repository.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost") and rest:
+        return first, rest
+    return None
+
+
+def direct_digest(artifact: ImageArtifact, auth: dict[str, str] | None, environ=None) -> str | None:
+    """The digest if the registry itself says repository:tag is there (HTTP HEAD of the manifest).
+
+    Saves importing docker and a daemon round-trip per image when nothing needs building. It
+    sends push's explicit credentials, or the docker config's stored `auth` for the host, else
+    none. Only a 200 with a Docker-Content-Digest counts; anything else (404, 401, TLS or
+    connection trouble, a proxy in the way, Docker Hub) returns None and the daemon, with
+    exactly push's credential resolution, gives the authoritative answer or error.
+    """
+    import http.client
+
+    environ = os.environ if environ is None else environ
+    parts = split_reference(artifact.repository)
+    if parts is None:
+        return None
+    host, path = parts
+    loopback = _is_loopback(host)
+    if not loopback and any(environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
+        return None
+    basic = _basic_token(auth, host, environ)
+    # On loopback plain HTTP first (the usual local registry; no CA bundle to load), then TLS.
+    for scheme in ("http", "https") if loopback else ("https",):
+        try:
+            status, headers = _head_manifest(scheme, host, path, artifact.tag, basic)
+        except (OSError, ValueError, http.client.HTTPException):
+            continue  # wrong scheme for this port, or unreachable: try the next, then the daemon
+        if status == 400:
+            continue  # "client sent an HTTP request to an HTTPS server"
+        if status == 200 and headers.get("docker-content-digest", "").startswith("sha256:"):
+            return headers["docker-content-digest"]
+        return None
+    return None
+
+
+def _head_manifest(scheme: str, host: str, path: str, tag: str, basic: str | None):
+    import http.client
+
+    connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(host, timeout=DIRECT_TIMEOUT)
+    try:
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+        if basic:
+            headers["Authorization"] = f"Basic {basic}"
+        connection.request("HEAD", f"/v2/{path}/manifests/{tag}", headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in ("localhost", "[::1]", "::1") or name.startswith("127.")
+
+
+def _basic_token(auth: dict[str, str] | None, host: str, environ) -> str | None:
+    import base64
+
+    if auth:
+        return base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
+    config_dir = environ.get("DOCKER_CONFIG") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".docker")
+    try:
+        with open(os.path.join(config_dir, "config.json"), encoding="utf-8") as handle:
+            auths = json.load(handle).get("auths") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    for key, entry in auths.items() if isinstance(auths, dict) else ():
+        name = key.split("://", 1)[-1].split("/", 1)[0]
+        if name == host and isinstance(entry, dict) and entry.get("auth"):
+            return str(entry["auth"])
+    return None
 
 
 def build_and_push_all(
@@ -136,27 +248,39 @@ def build_and_push_all(
     jobs: int,
     log_for: Callable[[str], Log],
 ) -> None:
-    """For each image: skip if its tag is already in the registry (unless rebuild), else build and push."""
+    """For each image: skip if its tag is already in the registry (unless rebuild), else build and push.
+
+    The registry is asked directly first; docker is imported and the daemon reached only for an
+    image the registry did not confirm. Each image ends with one line: skipped or built+pushed.
+    """
     configs = {config.name: config for config in settings.image_configs}
     auth = auth_config(settings)
-    docker_client()  # one clear error if the daemon is down, before the threads start
 
     def one(name: str) -> None:
-        client = docker_client()
+        began = time.monotonic()
         artifact = images[name]
         log = log_for(name)
+        client = None
         if not rebuild:
-            digest = registry_digest(client, artifact, auth)
+            digest = direct_digest(artifact, auth)
+            if not digest:
+                client = docker_client()
+                digest = registry_digest(client, artifact, auth)
             if digest:
                 artifact.digest = digest
                 artifact.skipped = "already in registry"
-                log(f"{artifact.ref} is already in the registry ({digest}); not building")
+                log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began)})")
                 return
+        client = client or docker_client()
         build_image(client, settings.project_dir, configs[name], artifact, oci_labels(git, artifact), log)
         push_image(client, artifact, auth, log)
-        log(f"pushed {artifact.ref} {artifact.digest}")
+        log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)
+
+
+def _seconds(began: float) -> str:
+    return f"{time.monotonic() - began:.1f}s"
 
 
 def build_all(settings: Settings, git: GitInfo, images: dict[str, ImageArtifact], jobs: int, log_for) -> None:
