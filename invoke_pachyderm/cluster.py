@@ -1,6 +1,7 @@
 """Talk to pachd. The only module that imports `python_pachyderm` (lazily: its import costs ~150 ms)."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -41,16 +42,29 @@ class Cluster:
         self._check_reachable()
 
     def _check_reachable(self) -> None:
+        """GetVersion with a deadline: a refused connection fails at once, a black hole in 10 s."""
         import grpc
+        from google.protobuf import empty_pb2
+        from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
+        stub = version_pb2_grpc.APIStub(self.client._channel)
         try:
-            grpc.channel_ready_future(self.client._channel).result(timeout=CONNECT_TIMEOUT)
-        except grpc.FutureTimeoutError:
-            raise PachdError(
-                f"pachd at {self.target.address} (from {self.target.source}) does not answer within "
-                f"{CONNECT_TIMEOUT:.0f}s; check the address or set pachd_address / PACHD_ADDRESS"
-            ) from None
-        self.call("GetVersion", self.client.get_remote_version)
+            stub.GetVersion(empty_pb2.Empty(), timeout=CONNECT_TIMEOUT)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise PachdError(
+                    f"pachd at {self.target.address} (from {self.target.source}) does not answer within "
+                    f"{CONNECT_TIMEOUT:.0f}s; check the address or set pachd_address / PACHD_ADDRESS"
+                ) from None
+            raise PachdError(self.describe(error, f"connecting (address from {self.target.source})")) from None
+        except ConnectionError:  # python_pachyderm's interceptor turns "connection refused" into this
+            raise PachdError(self.unreachable()) from None
+
+    def unreachable(self) -> str:
+        return (
+            f"cannot connect to pachd at {self.target.address} (address from {self.target.source}); "
+            "is pachd running and the address right? set pachd_address or PACHD_ADDRESS"
+        )
 
     def call(self, what: str, function: Callable, *args, **kwargs):
         import grpc
@@ -60,6 +74,8 @@ class Cluster:
             return list(result) if hasattr(result, "__next__") else result
         except grpc.RpcError as error:
             raise PachdError(self.describe(error, what)) from None
+        except ConnectionError:
+            raise PachdError(self.unreachable()) from None
 
     def describe(self, error, what: str) -> str:
         code = error.code().name if hasattr(error, "code") and error.code() else "UNKNOWN"
@@ -122,10 +138,15 @@ class Cluster:
             current = None
             self.client.transaction_id = None
             self.client.finish_transaction(transaction)
+        except ConnectionError:
+            self.client.transaction_id = None
+            raise PachdError(self.unreachable() + "; the transaction was not finished, so nothing was changed") from None
         except grpc.RpcError as error:
             self.client.transaction_id = None
             self._abandon(transaction)
-            what = f"{'update' if current else 'commit of the transaction for'} pipeline {current}" if current else "the deploy transaction"
+            what = f"pipeline {current}" if current else "the deploy transaction"
+            if not current and (failed := _failed_request(error, specs)):
+                what = f"the deploy transaction, at pipeline {failed}"
             raise PachdError(self.describe(error, what) + "; nothing was changed") from None
         finally:
             self.client.transaction_id = None
@@ -135,7 +156,7 @@ class Cluster:
 
         try:
             self.client.delete_transaction(transaction)
-        except grpc.RpcError:
+        except (grpc.RpcError, ConnectionError):
             pass  # already finished, failed or gone: nothing was applied either way
 
     def request(self, body: Mapping[str, Any], update: bool, reprocess: bool):
@@ -179,6 +200,14 @@ class Cluster:
             if pending:
                 time.sleep(poll)
         return seen
+
+
+def _failed_request(error, specs: list) -> str | None:
+    """pachd reports a failed transaction as "error running request I of N: ..." (I from 1)."""
+    match = re.search(r"request (\d+) of (\d+)", (error.details() if hasattr(error, "details") else "") or "")
+    if match and int(match.group(2)) == len(specs) and 1 <= int(match.group(1)) <= len(specs):
+        return specs[int(match.group(1)) - 1][0].name
+    return None
 
 
 def to_deployed(info) -> DeployedPipeline:

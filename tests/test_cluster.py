@@ -1,0 +1,90 @@
+"""cluster.py against the pachd double: connection errors, transactions, normalisation."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from invoke_pachyderm.artifacts import RenderedSpec
+from invoke_pachyderm.cluster import Cluster, _failed_request
+from invoke_pachyderm.config import PachdTarget
+from invoke_pachyderm.errors import PachdError
+
+
+def spec(name, repo="images", image="busybox:1"):
+    return {"pipeline": {"name": name}, "transform": {"image": image}, "input": {"pfs": {"repo": repo, "glob": "/*"}}}
+
+
+def batch(*specs):
+    return [(RenderedSpec(s["pipeline"]["name"], "test", s), s, False) for s in specs]
+
+
+@pytest.fixture
+def target(pachd):
+    pachd.create_repo("images")
+    return PachdTarget(host="127.0.0.1", port=pachd.port, tls=False, token=None, source="test")
+
+
+def test_apply_creates_all_in_one_transaction(pachd, target):
+    cluster = Cluster(target, "default")
+    cluster.apply(batch(spec("a"), spec("b", repo="a")), reprocess=False)
+    assert pachd.pipeline_versions() == {"a": 1, "b": 1}
+    assert "StartTransaction" in pachd.calls and "FinishTransaction" in pachd.calls
+
+
+def test_a_failed_finish_names_the_pipeline_and_applies_nothing(pachd, target):
+    cluster = Cluster(target, "default")
+    pachd.fail_next("FinishTransaction", grpc.StatusCode.INTERNAL, message="error running request 2 of 2: boom")
+    with pytest.raises(PachdError) as raised:
+        cluster.apply(batch(spec("a"), spec("b")), reprocess=False)
+    assert "at pipeline b" in str(raised.value) and "nothing was changed" in str(raised.value)
+    assert pachd.pipeline_versions() == {}
+
+
+def test_wrong_order_in_a_transaction_is_refused_by_pachd(pachd, target):
+    cluster = Cluster(target, "default")
+    with pytest.raises(PachdError) as raised:
+        cluster.apply(batch(spec("b", repo="a"), spec("a")), reprocess=False)
+    assert "pipeline b" in str(raised.value) and "NOT_FOUND" in str(raised.value)
+    assert pachd.pipeline_versions() == {}
+
+
+def test_normalised_specs_ignore_key_forms_and_pachd_defaults(pachd, target):
+    cluster = Cluster(target, "default")
+    cluster.apply(batch(spec("a")), reprocess=False)
+    deployed = cluster.deployed()["a"]
+    camel = {"pipeline": {"name": "a"}, "transform": {"image": "busybox:1"},
+             "input": {"pfs": {"glob": "/*", "repo": "images"}}, "datumTries": "3"}
+    assert cluster.normalized(deployed.spec) == cluster.normalized(camel)
+    assert cluster.normalized(deployed.spec) != cluster.normalized(spec("a", image="busybox:2"))
+
+
+def test_unreachable_pachd_is_a_pachd_error():
+    target = PachdTarget(host="127.0.0.1", port=1, tls=False, token=None, source="test")
+    with pytest.raises(PachdError) as raised:
+        Cluster(target, "default")
+    assert "127.0.0.1:1" in str(raised.value)
+
+
+class _Error:
+    def __init__(self, details):
+        self._details = details
+
+    def details(self):
+        return self._details
+
+
+def test_failed_request_maps_pachd_numbering_from_one():
+    specs = batch(spec("a"), spec("b"), spec("c"))
+    assert _failed_request(_Error("error running request 1 of 3: x"), specs) == "a"
+    assert _failed_request(_Error("error running request 3 of 3: x"), specs) == "c"
+    assert _failed_request(_Error("error running request 3 of 4: x"), specs) is None
+    assert _failed_request(_Error("something else"), specs) is None
+
+
+def test_pachd_stopping_mid_transaction_applies_nothing(pachd, target):
+    cluster = Cluster(target, "default")
+    pachd.stop_during_transaction()
+    with pytest.raises(PachdError) as raised:
+        cluster.apply(batch(spec("a"), spec("b")), reprocess=False)
+    assert "nothing was changed" in str(raised.value)
+    assert pachd.pipeline_versions() == {}
