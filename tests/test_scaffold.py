@@ -5,12 +5,10 @@ Real Docker Engine, registry and pachd double; invoke, git and pip run as subpro
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 import python_pachyderm
 from python_pachyderm.proto.v2.pps import pps_pb2
 
@@ -18,7 +16,6 @@ from scaffold_helpers import (
     CLI,
     REPO_ROOT,
     base_image,  # noqa: F401  (fixture)
-    clean_env,
     commit_all,
     git,
     home,  # noqa: F401  (fixture)
