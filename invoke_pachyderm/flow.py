@@ -192,11 +192,14 @@ def check_inputs_exist(cluster, specs: list[RenderedSpec]) -> None:
 
 
 def refuse_older(settings: Settings, git: GitInfo, deployed: dict[str, Any]) -> None:
+    newer: dict[str, bool | None] = {}  # one git process per deployed commit, not per pipeline
     for name, pipeline in deployed.items():
         deployed_commit = pipeline.annotations.get(ANNOTATION_PREFIX + "commit")
         if not deployed_commit or deployed_commit == git.commit:
             continue
-        if is_ancestor(settings.project_dir, git.commit, deployed_commit):
+        if deployed_commit not in newer:
+            newer[deployed_commit] = is_ancestor(settings.project_dir, git.commit, deployed_commit)
+        if newer[deployed_commit]:
             raise RefusedError(
                 f"pipeline {name} runs commit {deployed_commit[:12]}, which is newer than {git.commit[:12]} "
                 "(a descendant of it); an older run finishing late? pass --allow-older to deploy it anyway"
