@@ -288,8 +288,10 @@ def build_all(settings: Settings, git: GitInfo, images: dict[str, ImageArtifact]
     docker_client()
 
     def one(name: str) -> None:
-        artifact = images[name]
-        build_image(docker_client(), settings.project_dir, configs[name], artifact, oci_labels(git, artifact), log_for(name))
+        began = time.monotonic()
+        artifact, log = images[name], log_for(name)
+        build_image(docker_client(), settings.project_dir, configs[name], artifact, oci_labels(git, artifact), log)
+        log(f"built {artifact.ref} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)
 
@@ -304,7 +306,10 @@ def push_all(settings: Settings, images: dict[str, ImageArtifact], jobs: int, lo
             raise DockerError(f"image {artifact.ref} is not built on this Docker daemon; run `invoke build` first") from None
 
     def one(name: str) -> None:
-        push_image(docker_client(), images[name], auth, log_for(name))
+        began = time.monotonic()
+        artifact, log = images[name], log_for(name)
+        push_image(docker_client(), artifact, auth, log)
+        log(f"pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)
 
