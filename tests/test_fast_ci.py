@@ -64,6 +64,11 @@ def test_second_deploy_of_the_same_commit_builds_and_pushes_nothing(project, reg
     assert [p["action"] for p in second["pipelines"]] == ["unchanged"]
     assert cluster.pipeline_versions() == {"edges": 1}
 
+    # The registry answered for itself, so the daemon was not needed at all.
+    third, _ = deploy_json(project, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert third["images"]["main"]["skipped"] == "already in registry"
+    assert third["images"]["main"]["digest"] == digest
+
 
 def test_rebuild_forces_a_build_and_a_push(project, registry, unique_repo, docker_client, cluster):
     first, _ = deploy_json(project)
