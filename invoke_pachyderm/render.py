@@ -1,6 +1,7 @@
 """Render pipeline spec templates (sandboxed Jinja2, StrictUndefined), parse and validate them."""
 from __future__ import annotations
 
+import functools
 import json
 import traceback
 from pathlib import Path
@@ -59,7 +60,10 @@ def template_variables(settings: Settings, artifacts: Artifacts) -> dict[str, An
     return {k: v for k, v in variables.items() if v is not None}
 
 
+@functools.lru_cache(maxsize=8)
 def make_environment(project_dir: Path) -> SandboxedEnvironment:
+    """One per project: a deploy renders twice (before and after the push) and compiles once.
+    Jinja re-reads a template whose file changed (auto_reload)."""
     return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(project_dir)),
         undefined=jinja2.StrictUndefined,
