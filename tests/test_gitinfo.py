@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from invoke_pachyderm.errors import GitStateError
+from git_helpers import commit_all, run_git
 from invoke_pachyderm.gitinfo import (
     github_overrides,
     is_ancestor,
@@ -29,16 +29,6 @@ def isolated_env(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith(("GITHUB_", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX", "GIT_CEILING")) or name == "CI":
             monkeypatch.delenv(name)
-
-
-def run_git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def commit_all(cwd: Path, message: str = "change") -> str:
-    run_git(cwd, "add", "-A")
-    run_git(cwd, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", message)
-    return run_git(cwd, "rev-parse", "HEAD")
 
 
 @pytest.fixture

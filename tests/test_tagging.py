@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from invoke_pachyderm.config import ImageConfig, load_settings
 from invoke_pachyderm.errors import ConfigError, GitStateError
 from invoke_pachyderm.gitinfo import GitInfo, read_git_info
 from invoke_pachyderm.tagging import context_files, image_tag, inputs_digest
+from git_helpers import commit_all, run_git
 
 SHA = re.compile(r"[0-9a-f]{40}")
 
@@ -25,16 +25,6 @@ def isolated_env(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith(("INVOKE_PACHYDERM_", "GITHUB_", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX")):
             monkeypatch.delenv(name)
-
-
-def run_git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def commit_all(cwd: Path) -> str:
-    run_git(cwd, "add", "-A")
-    run_git(cwd, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "c")
-    return run_git(cwd, "rev-parse", "HEAD")
 
 
 @pytest.fixture
