@@ -590,11 +590,11 @@ NOTES = """## Notes
   project: no-change redeploy 0.50 s before, 0.39 s after (`invoke --list` 0.13 s).
 - **Not changed, and why.** python_pachyderm imports every service's protos; a client of our own
   over the generated stubs would save only the unused services (debug, identity, license,
-  enterprise: ~20 ms) because pps_pb2 needs pfs_pb2 and auth_pb2, the costly ones. The second
-  render of a deploy (after the look-up, so templates and annotations see the digests) recompiles
-  every template because render_specs builds a new Jinja environment per call: caching
-  `render.make_environment` per deploy would save ~0.7 ms per template (render.py, not touched
-  here).
+  enterprise: ~20 ms) because pps_pb2 needs pfs_pb2 and auth_pb2, the costly ones, and
+  python-pachyderm 7.x pins protobuf < 4, which has no compiled extension for this Python.
+  Since the first run of this benchmark, the Jinja environment is cached per project, so the
+  second render of a deploy no longer recompiles every template (N=50 no-change redeploy: 0.61 s
+  before, 0.48 s after).
 - **Why ours is slower than the baseline when it builds or applies.** (1) Our builds carry OCI
   labels (revision, created, ...), so every build is a new image and every push uploads a new
   config and manifest; the legacy builder that docker-py drives turns each label into a LABEL
