@@ -162,6 +162,11 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
     if not options.allow_older:
         refuse_older(settings, artifacts.git, deployed)
     if options.dry_run:
+        if settings.pin_digest:  # the plan must compare the image references that would be deployed
+            from . import images
+
+            images.lookup_digests(settings, artifacts.images)
+            specs = dependency_order(render_stage(settings, artifacts, write=False))
         artifacts.changes = compute_changes(cluster, specs, deployed, options.force)
         return artifacts
     if not options.skip_tests:

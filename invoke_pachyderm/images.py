@@ -279,6 +279,16 @@ def build_and_push_all(
     run_parallel(one, list(images), jobs)
 
 
+def lookup_digests(settings: Settings, images: dict[str, ImageArtifact]) -> None:
+    """Fill in the digest of each image already in the registry (read-only; for a dry run)."""
+    auth = auth_config(settings)
+    for artifact in images.values():
+        digest = direct_digest(artifact, auth)
+        if not digest:
+            digest = registry_digest(docker_client(), artifact, auth)
+        artifact.digest = digest
+
+
 def _seconds(began: float) -> str:
     return f"{time.monotonic() - began:.1f}s"
 

@@ -201,6 +201,9 @@ def test_pin_digest_renders_the_pushed_digest(tmp_path, services, registry, clus
     digest = registry.manifest_digest(unique_repo, project.head)
     image = next(client.inspect_pipeline("edges", details=True)).details.transform.image
     assert image == f"{registry.host}/{unique_repo}:{project.head}@{digest}"
+    plan = project.invoke("deploy", "--dry-run", "--json")
+    assert plan.code == 0, plan.stderr
+    assert [p["action"] for p in plan.json["pipelines"]] == ["unchanged"]
 
 
 def test_a_cycle_is_an_error_naming_the_pipelines(tmp_path, services, registry, cluster, unique_repo):
