@@ -102,9 +102,10 @@ def render_template(
     except jinja2.UndefinedError as error:
         line = _template_line(error, path)
         known = ", ".join(sorted(variables))
-        raise TemplateError(
-            f"{source}:{line}: {error.message}; known variables: {known} (add others under `vars`)"
-        ) from None
+        hint = "add others under `vars`"
+        if "image" not in variables and any(f"'{name}'" in str(error.message) for name in ("image", "tag", "image_repository")):
+            hint = "no image is configured: set `image` under [tool.invoke-pachyderm] in pyproject.toml"
+        raise TemplateError(f"{source}:{line}: {error.message}; known variables: {known} ({hint})") from None
     except jinja2.exceptions.SecurityError as error:
         raise TemplateError(f"{source}:{_template_line(error, path)}: not allowed in templates: {error}") from None
     except jinja2.TemplateError as error:

@@ -15,7 +15,7 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 
 from .config import load_settings, to_plain
-from .errors import PachydermToolError
+from .errors import ConfigError, PachydermToolError
 from .output import Reporter
 
 CONFIG_SECTION = "pachyderm"
@@ -175,12 +175,24 @@ def deploy(
         allow_older=bool(_flag(allow_older)),
         rebuild=bool(_flag(rebuild)),
         wait=_flag(wait),
-        timeout=float(timeout) if timeout is not None else None,
+        timeout=_seconds(timeout),
     )
     artifacts = flow.deploy(settings, reporter, options)
     _github(reporter, "deploy", artifacts, options.dry_run)
     document = {**artifacts.to_json(), "dry_run": options.dry_run}
     reporter.result(document, flow_summary(artifacts, options.dry_run))
+
+
+def _seconds(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ConfigError(f"task flag: --timeout={value!r} must be a positive number of seconds")
+    return seconds
 
 
 def flow_summary(artifacts, dry_run: bool) -> str:

@@ -124,3 +124,16 @@ def test_list_imports_neither_docker_nor_python_pachyderm(project):
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True)
     assert "HEAVY []" in result.stderr, result.stderr
+
+
+def test_a_bad_timeout_is_a_configuration_error(project):
+    result = invoke(project, "deploy", "--timeout", "soon")
+    assert result.returncode == 2
+    assert "--timeout" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_render_spec_without_an_image_says_to_configure_one(project):
+    (project / "pyproject.toml").write_text('[tool.invoke-pachyderm]\nvars = { greeting = "x", workers = 1 }\n')
+    result = invoke(project, "render-spec")
+    assert result.returncode == 3
+    assert "templates/p.json.j2:1" in result.stderr and "set `image`" in result.stderr
