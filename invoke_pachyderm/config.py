@@ -136,6 +136,8 @@ def load_settings(
         ("task flag", {k: v for k, v in (flags or {}).items() if v is not None}),
     ]
     for source, layer in layers:
+        if not isinstance(layer, Mapping):
+            raise ConfigError(f"{source} must be a mapping of settings, got {type(layer).__name__}")
         for key, value in layer.items():
             check_key(key, value, source)
             values[key] = value

@@ -137,3 +137,10 @@ def test_render_spec_without_an_image_says_to_configure_one(project):
     result = invoke(project, "render-spec")
     assert result.returncode == 3
     assert "templates/p.json.j2:1" in result.stderr and "set `image`" in result.stderr
+
+
+def test_a_pachyderm_section_that_is_not_a_mapping(project):
+    (project / "invoke.yaml").write_text("pachyderm: just-a-string\n")
+    result = invoke(project, "render-spec")
+    assert result.returncode == 2
+    assert "invoke config 'pachyderm' must be a mapping" in result.stderr
