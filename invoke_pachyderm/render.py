@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import traceback
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -15,6 +16,7 @@ from .config import ConfigError, Settings
 from .errors import TemplateError
 from .validate import validate_spec
 
+PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
 BUILTIN_VARIABLES = (
     "image", "image_repository", "tag", "commit", "short_commit", "branch", "project", "images",
 )
@@ -85,6 +87,11 @@ def render_specs(
         for spec in render_template(environment, path, source, variables):
             validate_spec(spec, source)
             name = spec["pipeline"]["name"]
+            if not PIPELINE_NAME.fullmatch(name):
+                raise TemplateError(
+                    f"{source}: $.pipeline.name: {name!r} is not a valid pipeline name; "
+                    "use letters, digits, '_' and '-' only (pachd's rule)"
+                )
             if name in seen:
                 raise TemplateError(f"{source}: pipeline '{name}' is also defined in {seen[name]}; rename one")
             seen[name] = source

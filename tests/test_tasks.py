@@ -144,3 +144,11 @@ def test_a_pachyderm_section_that_is_not_a_mapping(project):
     result = invoke(project, "render-spec")
     assert result.returncode == 2
     assert "invoke config 'pachyderm' must be a mapping" in result.stderr
+
+
+def test_an_invalid_pipeline_name_is_caught_before_the_cluster(project):
+    template = project / "templates" / "p.json.j2"
+    template.write_text(template.read_text().replace('"name": "p"', '"name": "my.pipeline"'))
+    result = invoke(project, "render-spec")
+    assert result.returncode == 3
+    assert "$.pipeline.name" in result.stderr and "my.pipeline" in result.stderr
