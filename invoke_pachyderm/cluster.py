@@ -148,6 +148,10 @@ class Cluster:
             if not current and (failed := _failed_request(error, specs)):
                 what = f"the deploy transaction, at pipeline {failed}"
             raise PachdError(self.describe(error, what) + "; nothing was changed") from None
+        except KeyboardInterrupt:
+            self.client.transaction_id = None
+            self._abandon(transaction)  # an interrupted deploy leaves no open transaction behind
+            raise
         finally:
             self.client.transaction_id = None
 
