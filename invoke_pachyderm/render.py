@@ -17,9 +17,6 @@ from .errors import TemplateError
 from .validate import validate_spec
 
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
-BUILTIN_VARIABLES = (
-    "image", "image_repository", "tag", "commit", "short_commit", "branch", "project", "images",
-)
 
 
 def find_templates(settings: Settings) -> list[Path]:
