@@ -209,7 +209,7 @@ def uninstall(project_dir: Path) -> list[HookAction]:
             path.unlink()
             if chained.exists() or chained.is_symlink():
                 os.replace(chained, path)
-                actions.append(HookAction(name, str(path), "restored", None, f"the hook that was there before"))
+                actions.append(HookAction(name, str(path), "restored", None, "the hook that was there before"))
             else:
                 actions.append(HookAction(name, str(path), "removed"))
         elif chained.exists():
