@@ -37,7 +37,8 @@ class Cluster:
         self.target = target
         self.project = project
         self.client = python_pachyderm.Client(
-            host=target.host, port=target.port, auth_token=target.token, tls=target.tls
+            host=target.host, port=target.port, auth_token=target.token, tls=target.tls,
+            root_certs=target.root_certs,
         )
         self._check_reachable()
 

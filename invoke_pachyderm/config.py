@@ -5,6 +5,7 @@ reported with the key's name and where it came from, before anything runs.
 """
 from __future__ import annotations
 
+import base64
 import difflib
 import json
 import os
@@ -269,6 +270,7 @@ class PachdTarget:
     tls: bool
     token: str | None
     source: str  # where the address came from, for messages
+    root_certs: bytes | None = None  # PEM CAs for grpcs, from the pach context's server_cas
 
     @property
     def address(self) -> str:
@@ -292,7 +294,13 @@ def resolve_pachd(settings: Settings, environ: Mapping[str, str] | None = None) 
         address, source = DEFAULT_PACHD_ADDRESS, "default"
     host, port, tls = parse_pachd_address(address, source)
     token = settings.token or context.get("session_token") or None
-    return PachdTarget(host=host, port=port, tls=tls, token=token, source=source)
+    root_certs = None
+    if tls and source == context_source and context.get("server_cas"):  # the CAs go with that address
+        try:
+            root_certs = base64.b64decode(context["server_cas"], validate=True)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{context_source}: server_cas is not base64 of PEM certificates; fix the context") from None
+    return PachdTarget(host=host, port=port, tls=tls, token=token, source=source, root_certs=root_certs)
 
 
 def parse_pachd_address(address: str, source: str) -> tuple[str, int, bool]:

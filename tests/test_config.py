@@ -437,3 +437,22 @@ def test_pachd_target_repr_hides_the_token():
 def test_is_ci():
     assert is_ci({"CI": "true"}) and is_ci({"GITHUB_ACTIONS": "true"})
     assert not is_ci({}) and not is_ci({"CI": "false"})
+
+
+def test_server_cas_of_the_context_go_with_its_tls_address(project, isolated_env):
+    import base64
+
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    write_pach_config(
+        isolated_env / ".pachyderm/config.json", "c",
+        {"c": {"pachd_address": "grpcs://secure:443", "server_cas": base64.b64encode(pem).decode()}},
+    )
+    settings = load_settings(project, environ={})
+    target = resolve_pachd(settings, environ={"HOME": str(isolated_env)})
+    assert target.tls and target.root_certs == pem
+    elsewhere = resolve_pachd(settings, environ={"HOME": str(isolated_env), "PACHD_ADDRESS": "grpcs://other:443"})
+    assert elsewhere.root_certs is None  # another address does not inherit the context's CAs
+    write_pach_config(isolated_env / ".pachyderm/config.json", "c",
+                      {"c": {"pachd_address": "grpcs://secure:443", "server_cas": "not base64!"}})
+    with pytest.raises(ConfigError, match="server_cas"):
+        resolve_pachd(settings, environ={"HOME": str(isolated_env)})
