@@ -14,7 +14,7 @@ from typing import Any
 from . import __version__
 from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
 from .config import Settings, is_ci, resolve_pachd
-from .errors import PachdError, RefusedError, TestsFailed
+from .errors import GitStateError, PachdError, RefusedError, TestsFailed
 from .gitinfo import GitInfo, is_ancestor, read_git_info
 from .output import Reporter
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
@@ -243,7 +243,7 @@ def status(settings: Settings, reporter: Reporter) -> list[dict[str, Any]]:
     cluster = connect(settings, reporter)
     try:
         head = read_git_info(settings.project_dir).commit
-    except Exception:
+    except GitStateError:  # status works outside a repository too; "behind" is then unknown
         head = None
     rows = []
     for name, pipeline in sorted(cluster.deployed().items()):

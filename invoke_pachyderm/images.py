@@ -307,12 +307,14 @@ def build_all(settings: Settings, git: GitInfo, images: dict[str, ImageArtifact]
 
 
 def push_all(settings: Settings, images: dict[str, ImageArtifact], jobs: int, log_for) -> None:
+    import docker.errors
+
     auth = auth_config(settings)
     client = docker_client()
     for artifact in images.values():
         try:
             client.images.get(artifact.ref)
-        except Exception:
+        except docker.errors.ImageNotFound:
             raise DockerError(f"image {artifact.ref} is not built on this Docker daemon; run `invoke build` first") from None
 
     def one(name: str) -> None:
