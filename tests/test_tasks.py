@@ -51,7 +51,9 @@ def test_list_shows_every_task_with_a_help_line(project):
         assert len(line.split()) > 1, f"{name} has no help line"
 
 
-@pytest.mark.parametrize("task", ["build", "push", "render-spec", "deploy", "rollback"])
+@pytest.mark.parametrize(
+    "task", ["test", "build", "push", "render-spec", "deploy", "status", "rollback", "init", "hooks.install", "hooks.uninstall"]
+)
 def test_every_flag_has_help(project, task):
     result = invoke(project, "--help", task)
     assert result.returncode == 0
