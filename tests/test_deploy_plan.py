@@ -24,6 +24,14 @@ def chain(tmp_path, services, registry, cluster, unique_repo):
     return project
 
 
+def describe(project, text, *names):
+    """Commit a change of the given pipelines' description: a spec-only change."""
+    for name in names:
+        path = project.root / f"templates/{name}.json.j2"
+        path.write_text(path.read_text().replace('"description": ""', f'"description": "{text}"'))
+    project.commit(f"describe {', '.join(names)}")
+
+
 def annotations(client, name):
     return dict(next(client.inspect_pipeline(name, details=True)).details.metadata.annotations)
 
@@ -40,9 +48,7 @@ def test_dry_run_builds_pushes_and_changes_nothing(chain, cluster, registry, uni
     assert "CreatePipeline" not in cluster.calls
 
     assert chain.invoke("deploy").code == 0
-    chain.write("templates/second.json.j2", chain.root.joinpath("templates/second.json.j2").read_text()
-                .replace('"description": ""', '"description": "now documented"'))
-    chain.commit("document second")
+    describe(chain, "now documented", "second")
     result = chain.invoke("--dry", "deploy", "--json")  # invoke's global --dry counts too
     assert result.code == 0, result.stderr
     plan = {p["name"]: p for p in result.json["pipelines"]}
@@ -67,9 +73,7 @@ def test_only_changed_pipelines_are_updated_in_dependency_order(chain, cluster, 
     assert again.code == 0, again.stderr
     assert cluster.pipeline_versions() == {"first": 1, "second": 1, "third": 1}
 
-    chain.write("templates/second.json.j2", chain.root.joinpath("templates/second.json.j2").read_text()
-                .replace('"description": ""', '"description": "changed"'))
-    chain.commit("change only second")
+    describe(chain, "changed", "second")
     result = chain.invoke("deploy")
     assert result.code == 0, result.stderr
     assert cluster.pipeline_versions() == {"first": 1, "second": 2, "third": 1}
@@ -83,10 +87,7 @@ def test_only_changed_pipelines_are_updated_in_dependency_order(chain, cluster, 
 
 def test_a_failure_in_the_transaction_applies_nothing(chain, cluster):
     assert chain.invoke("deploy").code == 0
-    for name in ("first", "third"):
-        path = chain.root / f"templates/{name}.json.j2"
-        path.write_text(path.read_text().replace('"description": ""', '"description": "v2"'))
-    chain.commit("change two")
+    describe(chain, "v2", "first", "third")
     cluster.fail_next("FinishTransaction", grpc.StatusCode.INTERNAL, message="etcd lost its leader")
     result = chain.invoke("deploy")
     assert result.code == 8
@@ -97,10 +98,7 @@ def test_a_failure_in_the_transaction_applies_nothing(chain, cluster):
 
 def test_a_rejected_pipeline_names_itself_and_applies_nothing(chain, cluster):
     assert chain.invoke("deploy").code == 0
-    for name in ("first", "third"):
-        path = chain.root / f"templates/{name}.json.j2"
-        path.write_text(path.read_text().replace('"description": ""', '"description": "v2"'))
-    chain.commit("change two")
+    describe(chain, "v2", "first", "third")
     cluster.fail_next("CreatePipeline", grpc.StatusCode.PERMISSION_DENIED, count=1, message="not allowed")
     result = chain.invoke("deploy")
     assert result.code == 8
