@@ -26,3 +26,18 @@ def client(cluster):
     import python_pachyderm
 
     return python_pachyderm.Client(host="127.0.0.1", port=cluster.port)
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """No real HOME, git, Pachyderm or Docker config, nor the user's INVOKE_PACHYDERM_* / CI
+    variables, leak into a test. Returns the fake HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in list(os.environ):
+        if name.startswith(("INVOKE_PACHYDERM_", "PACH", "GITHUB_", "DOCKER_CONFIG", "GIT_DIR", "GIT_WORK_TREE",
+                            "GIT_INDEX", "GIT_CEILING")) or name == "CI":
+            monkeypatch.delenv(name)
+    return home

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,9 @@ from invoke_pachyderm.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    """No real HOME, Pachyderm config or INVOKE_PACHYDERM_* variable of the user leaks in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in list(os.environ):
-        if name.startswith(("INVOKE_PACHYDERM_", "PACH", "GITHUB_")) or name == "CI":
-            monkeypatch.delenv(name)
-    return home
+def _isolated(isolated_env):
+    """Every test here runs isolated (see conftest.isolated_env)."""
+    return isolated_env
 
 
 @pytest.fixture

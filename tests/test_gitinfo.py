@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -21,14 +20,9 @@ from invoke_pachyderm.gitinfo import (
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in list(os.environ):
-        if name.startswith(("GITHUB_", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX", "GIT_CEILING")) or name == "CI":
-            monkeypatch.delenv(name)
+def _isolated(isolated_env):
+    """Every test here runs isolated (see conftest.isolated_env)."""
+    return isolated_env
 
 
 @pytest.fixture

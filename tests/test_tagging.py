@@ -17,14 +17,9 @@ SHA = re.compile(r"[0-9a-f]{40}")
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in list(os.environ):
-        if name.startswith(("INVOKE_PACHYDERM_", "GITHUB_", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX")):
-            monkeypatch.delenv(name)
+def _isolated(isolated_env):
+    """Every test here runs isolated (see conftest.isolated_env)."""
+    return isolated_env
 
 
 @pytest.fixture
