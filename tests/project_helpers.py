@@ -32,6 +32,11 @@ class Result:
     def json(self):
         return json.loads(self.stdout)
 
+    @property
+    def errors(self) -> list[str]:
+        """The `error: ...` lines a task printed for the user."""
+        return [line for line in self.stderr.splitlines() if line.startswith("error: ")]
+
 
 class Project:
     def __init__(self, root: Path, env: dict[str, str]):

@@ -138,7 +138,7 @@ def test_auth_registry_without_credentials_fails_the_look_up(tmp_path, services,
     project = make_project(tmp_path, services, f"grpc://{cluster.address}", f"{auth_registry.host}/{unique_repo}")
     result = project.invoke("deploy")
     assert result.code == 7, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    errors = result.errors
     assert len(errors) == 1 and "Traceback" not in result.stderr
     assert "cannot look up" in errors[0] and "credentials" in errors[0]
     assert "built+pushed" not in result.stderr and "Step " not in result.stderr
@@ -179,7 +179,7 @@ def test_unreachable_registry_is_an_error_not_absent(tmp_path, services, cluster
     project = make_project(tmp_path, services, f"grpc://{cluster.address}", f"127.0.0.1:1/{unique_repo}")
     result = project.invoke("deploy")
     assert result.code == 7, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    errors = result.errors
     assert len(errors) == 1 and "Traceback" not in result.stderr
     assert "cannot look up 127.0.0.1:1/" in errors[0] and "connection refused" in errors[0]
     assert "Step " not in result.stderr

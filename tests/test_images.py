@@ -46,7 +46,7 @@ def test_a_failing_build_is_one_line_naming_the_image(project, registry, unique_
     project.commit("broken build")
     result = project.invoke("deploy")
     assert result.code == 6
-    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    (error,) = result.errors
     assert project.head in error and "build failed" in error
     assert "Traceback" not in result.stderr
     assert registry.tags(unique_repo) == []
