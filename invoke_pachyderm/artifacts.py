@@ -60,6 +60,17 @@ class PipelineChange:
     diff: str = ""
     version: int | None = None  # after applying
     previous_version: int | None = None
+    defaults_changed: bool = False  # pachd >= 2.8: cluster/project defaults changed since previous_version
+
+    @property
+    def defaults_note(self) -> str:
+        if not self.defaults_changed:
+            return ""
+        if self.action == "update":
+            return (f"cluster or project defaults changed since version {self.previous_version}; "
+                    "this update applies them too")
+        return (f"cluster or project defaults changed since version {self.previous_version}; "
+                "deploy --regenerate to apply them")
 
 
 @dataclass
@@ -81,5 +92,5 @@ class Artifacts:
                 {"name": s.name, "source": s.source, "path": str(s.path) if s.path else None}
                 for s in self.specs
             ],
-            "pipelines": [asdict(change) for change in self.changes],
+            "pipelines": [{**asdict(change), "defaults_note": change.defaults_note} for change in self.changes],
         }

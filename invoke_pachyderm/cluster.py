@@ -1,6 +1,27 @@
-"""Talk to pachd. The only module that imports `python_pachyderm` (lazily: its import costs ~150 ms)."""
+"""Talk to pachd. The only module that imports `python_pachyderm` (lazily: its import costs ~150 ms).
+
+pachd >= 2.8 (told by GetVersion) stores each pipeline's *effective* spec: built-in, cluster and
+project defaults merged under the user's JSON (src/server/pps/server/defaults.go,
+makeEffectiveSpec). There:
+
+* the diff compares the rendered spec with the pipeline's `user_spec_json` (what
+  `pachctl edit pipeline` shows since 2.8), both in `plan.user_spec_form`; defaults never show
+  up as a user change. Chosen over a CreatePipelineV2 dry run per pipeline because it costs no
+  RPC per pipeline and keeps explicit `false`/`0`/`null` visible as written;
+* whether the defaults changed since a pipeline's version is found by merging the current
+  cluster and project defaults (two RPCs per deploy) under its stored user JSON and comparing
+  with its stored effective spec, as SetClusterDefaults(regenerate) decides it;
+* creates and updates go through CreatePipelineV2 inside the transaction, with the user's JSON
+  verbatim, so explicit zero values survive (the legacy CreatePipeline re-marshals the request
+  with protojson, which drops them).
+
+Below 2.8, the legacy CreatePipeline and `plan.normalize_pair` (pachd's own defaults) are used.
+The >= 2.8 messages come from `pps_v28` (python-pachyderm 7.6 has none of them); those calls use a
+channel of this module's own, with the same address, TLS and token.
+"""
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -12,6 +33,11 @@ from .errors import HealthError, PachdError
 from .plan import normalize_spec
 
 CONNECT_TIMEOUT = 10.0
+# defaults.go builtInDefaults, the base every effective spec is merged onto
+BUILT_IN_DEFAULTS = {
+    "transform": {"image": "ubuntu:20.04"}, "output_branch": "master", "datum_tries": 3,
+    "reprocess_spec": "until_success",
+}
 DETAIL_FIELDS_SKIPPED = (
     "created_at", "recent_error", "workers_requested", "workers_available", "salt", "reason",
     "unclaimed_tasks", "worker_rc",
@@ -26,6 +52,11 @@ class DeployedPipeline:
     reason: str
     spec: dict[str, Any]  # as a CreatePipelineRequest-shaped dict
     annotations: dict[str, str] = field(default_factory=dict)
+    user_spec_json: str = ""  # pachd >= 2.8 only
+    effective_spec_json: str = ""
+
+
+DEFAULTS_VERSION = (2, 8)
 
 
 class Cluster:
@@ -40,23 +71,58 @@ class Cluster:
             host=target.host, port=target.port, auth_token=target.token, tls=target.tls,
             root_certs=target.root_certs,
         )
-        self._check_reachable()
+        self.channel = self._open_channel()
+        self.version = self._check_reachable()
+        self.has_defaults = self.version >= DEFAULTS_VERSION
+        self._defaults: tuple[str, str] | None = None
 
-    def _check_reachable(self) -> None:
+    def _open_channel(self):
+        import grpc
+
+        address = f"{self.target.host}:{self.target.port}"
+        if self.target.tls:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.target.root_certs)
+            return grpc.secure_channel(address, credentials)
+        return grpc.insecure_channel(address)
+
+    def _metadata(self, transaction_id: str | None = None) -> list[tuple[str, str]]:
+        metadata = []
+        if self.target.token:
+            metadata.append(("authn-token", self.target.token))
+        if transaction_id:
+            metadata.append(("pach-transaction", transaction_id))
+        return metadata
+
+    def _v28(self, method: str, request, transaction_id: str | None = None):
+        """One of the >= 2.8 RPCs python-pachyderm 7.6 lacks (raw grpc.RpcError on failure)."""
+        from .pps_v28 import METHODS, SERVICE, messages
+
+        response_type = getattr(messages(), METHODS[method][1])
+        call = self.channel.unary_unary(
+            SERVICE + method,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
+        return call(request, metadata=self._metadata(transaction_id), timeout=CONNECT_TIMEOUT * 6)
+
+    def _check_reachable(self) -> tuple[int, int]:
         """GetVersion with a deadline: a refused connection fails at once, a black hole in 10 s."""
         import grpc
         from google.protobuf import empty_pb2
         from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
-        stub = version_pb2_grpc.APIStub(self.client._channel)
+        stub = version_pb2_grpc.APIStub(self.channel)
         try:
-            stub.GetVersion(empty_pb2.Empty(), timeout=CONNECT_TIMEOUT)
+            version = stub.GetVersion(empty_pb2.Empty(), timeout=CONNECT_TIMEOUT, metadata=self._metadata())
+            return (version.major, version.minor)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise PachdError(
                     f"pachd at {self.target.address} (from {self.target.source}) does not answer within "
                     f"{CONNECT_TIMEOUT:.0f}s; check the address or set pachd_address / PACHD_ADDRESS"
                 ) from None
+            if error.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (error.details() or ""):
+                raise PachdError(self.unreachable()) from None
             raise PachdError(self.describe(error, f"connecting (address from {self.target.source})")) from None
         except ConnectionError:  # python_pachyderm's interceptor turns "connection refused" into this
             raise PachdError(self.unreachable()) from None
@@ -108,20 +174,79 @@ class Cluster:
                 continue
             if wanted is not None and info.pipeline.name not in wanted:
                 continue
-            result[info.pipeline.name] = to_deployed(info)
+            result[info.pipeline.name] = to_deployed(info, self.has_defaults)
         return result
 
     def history(self, name: str) -> list[DeployedPipeline]:
         infos = self.call(
             "ListPipeline", self.client.inspect_pipeline, name, history=-1, details=True, project_name=self.project
         )
-        return sorted((to_deployed(info) for info in infos), key=lambda p: -p.version)
+        return sorted((to_deployed(info, self.has_defaults) for info in infos), key=lambda p: -p.version)
 
     def states(self, names: Iterable[str]) -> dict[str, DeployedPipeline]:
         return {
             name: to_deployed(self.call("InspectPipeline", self.client.inspect_pipeline, name, project_name=self.project)[0])
             for name in names
         }
+
+    def defaults(self) -> tuple[str, str]:
+        """(cluster defaults JSON, project defaults JSON), read once per deploy (pachd >= 2.8)."""
+        if self._defaults is None:
+            from .pps_v28 import messages
+
+            m = messages()
+            cluster = self.call("GetClusterDefaults", self._v28, "GetClusterDefaults", m.GetClusterDefaultsRequest())
+            project = self.call(
+                "GetProjectDefaults", self._v28, "GetProjectDefaults",
+                m.GetProjectDefaultsRequest(project=m.Project(name=self.project)),
+            )
+            self._defaults = (cluster.cluster_defaults_json or "{}", project.project_defaults_json or "{}")
+        return self._defaults
+
+    def compare_forms(self, deployed: DeployedPipeline | None, body: Mapping[str, Any]):
+        """(deployed, rendered) in the form the diff compares, for this pachd's version."""
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        from .plan import normalize_pair, user_spec_form
+
+        rendered = self._round_trip(body)
+        if self.has_defaults and (deployed is None or deployed.user_spec_json):
+            descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+            after = user_spec_form(body, self.project, descriptor)
+            if deployed is None:
+                return None, after
+            try:
+                stored = json.loads(deployed.user_spec_json)
+            except ValueError:
+                stored = {}
+            return user_spec_form(stored, self.project, descriptor), after
+        if deployed is None:
+            return None, normalize_pair({}, rendered, self.project)[1]
+        return normalize_pair(deployed.spec, rendered, self.project)
+
+    def defaults_changed(self, deployed: DeployedPipeline) -> bool:
+        """The current defaults would give this pipeline another effective spec than it has."""
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        from .plan import merge_patch, proto_field_names
+
+        if not (self.has_defaults and deployed.user_spec_json and deployed.effective_spec_json):
+            return False
+        descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+        try:
+            layers = [_defaults_layer(text) for text in self.defaults()]
+            layers.append(json.loads(deployed.user_spec_json))
+            effective: Any = proto_field_names(dict(BUILT_IN_DEFAULTS), descriptor)
+            for layer in layers:
+                effective = merge_patch(effective, proto_field_names(layer, descriptor))
+            now = json_format.ParseDict(effective, pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True)
+            stored = json_format.ParseDict(
+                json.loads(deployed.effective_spec_json), pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True
+            )
+        except (ValueError, AttributeError, TypeError, json_format.ParseError):
+            return False  # not ours to judge: the diff of the user spec still decides
+        return now != stored
 
     # -- writing -------------------------------------------------------------------------
     def apply(self, specs: list[tuple[RenderedSpec, dict[str, Any], bool]], reprocess: bool) -> None:
@@ -134,8 +259,12 @@ class Cluster:
         try:
             for rendered, body, exists in specs:
                 current = rendered.name
-                request = self.request(body, update=exists, reprocess=reprocess and exists)
-                self.client.create_pipeline_from_request(request)
+                if self.has_defaults:
+                    self._create_v2(body, update=exists, reprocess=reprocess and exists, transaction_id=transaction.id)
+                else:
+                    self.client.create_pipeline_from_request(
+                        self.request(body, update=exists, reprocess=reprocess and exists)
+                    )
             current = None
             self.client.transaction_id = None
             self.client.finish_transaction(transaction)
@@ -164,6 +293,20 @@ class Cluster:
         except (grpc.RpcError, ConnectionError):
             pass  # already finished, failed or gone: nothing was applied either way
 
+    def _create_v2(self, body: Mapping[str, Any], update: bool, reprocess: bool, transaction_id: str) -> None:
+        """CreatePipelineV2 with the user's JSON as written (plus our project) in the transaction."""
+        from .pps_v28 import messages
+
+        spec = dict(body)
+        pipeline = dict(spec.get("pipeline") or {})
+        if not (pipeline.get("project") or {}).get("name"):
+            pipeline["project"] = {"name": self.project}
+        spec["pipeline"] = pipeline
+        request = messages().CreatePipelineV2Request(
+            create_pipeline_request_json=json.dumps(spec, sort_keys=True), update=update, reprocess=reprocess
+        )
+        self._v28("CreatePipelineV2", request, transaction_id)
+
     def request(self, body: Mapping[str, Any], update: bool, reprocess: bool):
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
@@ -176,13 +319,19 @@ class Cluster:
         return request
 
     def normalized(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Round-trip through protobuf (key forms, int64 as strings) then pachd's defaults."""
+        """Two deployed versions' specs, comparable: protobuf round trip, pachd's defaults."""
+        from .plan import drop_cron_starts
+
+        return drop_cron_starts(normalize_spec(self._round_trip(body), self.project, rendered=False))
+
+    @staticmethod
+    def _round_trip(body: Mapping[str, Any]) -> dict[str, Any]:
+        """Through protobuf, so key forms and int64-as-string do not count."""
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
 
         message = json_format.ParseDict(dict(body), pps_pb2.CreatePipelineRequest())
-        as_dict = json_format.MessageToDict(message, preserving_proto_field_name=True)
-        return normalize_spec(as_dict, self.project)
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
     def wait_running(self, names: list[str], timeout: float, log, poll: float = 0.5) -> dict[str, DeployedPipeline]:
         deadline = time.monotonic() + timeout
@@ -207,6 +356,15 @@ class Cluster:
         return seen
 
 
+def _defaults_layer(text: str) -> dict[str, Any]:
+    """The CreatePipelineRequest inside a ClusterDefaults / ProjectDefaults JSON."""
+    wrapper = json.loads(text or "{}")
+    layer = wrapper.get("createPipelineRequest", wrapper.get("create_pipeline_request")) or {}
+    if not isinstance(layer, dict):
+        raise ValueError("defaults JSON without a createPipelineRequest object")
+    return layer
+
+
 def _failed_request(error, specs: list) -> str | None:
     """pachd reports a failed transaction as "error running request I of N: ..." (I from 1)."""
     match = re.search(r"request (\d+) of (\d+)", (error.details() if hasattr(error, "details") else "") or "")
@@ -215,9 +373,11 @@ def _failed_request(error, specs: list) -> str | None:
     return None
 
 
-def to_deployed(info) -> DeployedPipeline:
+def to_deployed(info, has_defaults: bool = False) -> DeployedPipeline:
     from google.protobuf import json_format
     from python_pachyderm.proto.v2.pps import pps_pb2
+
+    from .pps_v28 import specs_of
 
     details = json_format.MessageToDict(info.details, preserving_proto_field_name=True)
     request_fields = {f.name for f in pps_pb2.CreatePipelineRequest.DESCRIPTOR.fields}
@@ -231,4 +391,12 @@ def to_deployed(info) -> DeployedPipeline:
         reason=info.reason or info.details.reason,
         spec=spec,
         annotations=annotations,
+        **_spec_jsons(info, has_defaults, specs_of),
     )
+
+
+def _spec_jsons(info, has_defaults: bool, specs_of) -> dict[str, str]:
+    if not has_defaults:  # field 13 means nothing before 2.8
+        return {}
+    user, effective = specs_of(info)
+    return {"user_spec_json": user, "effective_spec_json": effective}

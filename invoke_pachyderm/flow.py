@@ -140,6 +140,7 @@ class DeployOptions:
     allow_dirty: bool = False
     allow_older: bool = False
     rebuild: bool = False
+    regenerate: bool = False  # also update pipelines whose only change is new cluster/project defaults
     wait: bool | None = None
     timeout: float | None = None
 
@@ -167,13 +168,13 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
 
             images.lookup_digests(settings, artifacts.images)
             specs = dependency_order(render_stage(settings, artifacts, write=False))
-        artifacts.changes = compute_changes(cluster, specs, deployed, options.force)
+        artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
         return artifacts
     if not options.skip_tests:
         test_stage(settings, reporter)
     build_and_push_stage(settings, reporter, artifacts, options.rebuild)
     specs = dependency_order(render_stage(settings, artifacts, write=True))
-    artifacts.changes = compute_changes(cluster, specs, deployed, options.force)
+    artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
     apply_changes(cluster, reporter, artifacts, deployed, options.reprocess)
     wait = options.wait if options.wait is not None else (settings.wait if settings.wait is not None else is_ci())
     if wait:
@@ -211,13 +212,22 @@ def refuse_older(settings: Settings, git: GitInfo, deployed: dict[str, Any]) -> 
             )
 
 
-def compute_changes(cluster, specs: list[RenderedSpec], deployed, force: bool) -> list[PipelineChange]:
-    deployed_normalized = {name: cluster.normalized(p.spec) for name, p in deployed.items()}
-    rendered_normalized = {spec.name: cluster.normalized(spec.spec) for spec in specs}
-    changes = plan_changes(specs, deployed_normalized, rendered_normalized, force)
+def compute_changes(cluster, specs: list[RenderedSpec], deployed, force: bool,
+                    regenerate: bool = False) -> list[PipelineChange]:
+    deployed_normalized, rendered_normalized = {}, {}
+    for spec in specs:
+        before, rendered_normalized[spec.name] = cluster.compare_forms(deployed.get(spec.name), spec.spec)
+        if before is not None:
+            deployed_normalized[spec.name] = before
+    stale = {name for name, pipeline in deployed.items() if cluster.defaults_changed(pipeline)}
+    changes = plan_changes(
+        specs, deployed_normalized, rendered_normalized, force, frozenset(stale) if regenerate else frozenset()
+    )
     for change in changes:
         if change.name in deployed:
             change.previous_version = deployed[change.name].version
+            if change.name in stale:
+                change.defaults_changed = True
             if change.action == "unchanged":
                 change.version = change.previous_version
     return changes

@@ -151,18 +151,21 @@ DEPLOY_HELP = {
     "allow_dirty": DIRTY_HELP,
     "allow_older": "deploy even if a pipeline runs a newer commit (a descendant of this one)",
     "rebuild": "build and push even if the tag is already in the registry",
+    "regenerate": "also update pipelines whose only change is new cluster or project defaults (pachd >= 2.8)",
     "wait": "wait until updated pipelines are RUNNING (default: on in CI); --wait=false to skip",
     "timeout": "seconds to wait for RUNNING (default 600)",
     "json": JSON_HELP,
 }
-BOOL_DEPLOY_FLAGS = ["skip_tests", "reprocess", "dry_run", "force", "allow_dirty", "allow_older", "rebuild", "wait", "json"]
+BOOL_DEPLOY_FLAGS = [
+    "skip_tests", "reprocess", "dry_run", "force", "allow_dirty", "allow_older", "rebuild", "regenerate", "wait", "json",
+]
 
 
 @task(optional=BOOL_DEPLOY_FLAGS, help=DEPLOY_HELP)
 @handled
 def deploy(
     c, reporter, skip_tests=None, reprocess=None, dry_run=None, force=None, allow_dirty=None,
-    allow_older=None, rebuild=None, wait=None, timeout=None, json=None,
+    allow_older=None, rebuild=None, regenerate=None, wait=None, timeout=None, json=None,
 ):
     """The whole loop: test, build, push, render, and create or update the changed pipelines."""
     settings = _prepare(c, reporter)
@@ -174,6 +177,7 @@ def deploy(
         allow_dirty=bool(_flag(allow_dirty)),
         allow_older=bool(_flag(allow_older)),
         rebuild=bool(_flag(rebuild)),
+        regenerate=bool(_flag(regenerate)),
         wait=_flag(wait),
         timeout=_seconds(timeout),
     )
@@ -206,6 +210,8 @@ def flow_summary(artifacts, dry_run: bool) -> str:
             lines.append(f"{change.name}: unchanged (version {change.version})")
         else:
             lines.append(f"{change.name}: {change.action}d (version {change.version})")
+        if change.defaults_note:
+            lines.append(f"{change.name}: note: {change.defaults_note}")
     return "\n".join(lines)
 
 

@@ -11,14 +11,16 @@ import python_pachyderm
 
 from invoke_pachyderm.pachd_double import PachdDouble
 
-__all__ = ["pachd_session", "pachd", "pachd_client"]
+__all__ = ["pachd_session", "pachd", "pachd_client", "PACHD_VERSIONS"]
 
 _DEFAULTS = {"registry_url": None, "tokens": [], "start_delay": 0.05}
+# One version without cluster/project defaults and one with (they arrived in 2.8.0).
+PACHD_VERSIONS = ["2.7.8", "2.12.0"]
 
 
-@pytest.fixture(scope="session")
-def pachd_session():
-    double = PachdDouble(**_DEFAULTS).start()
+@pytest.fixture(scope="session", params=PACHD_VERSIONS, ids=lambda v: f"pachd-{v}")
+def pachd_session(request):
+    double = PachdDouble(version=request.param, **_DEFAULTS).start()
     yield double
     double.stop()
 

@@ -48,14 +48,17 @@ def test_wrong_order_in_a_transaction_is_refused_by_pachd(pachd, target):
     assert pachd.pipeline_versions() == {}
 
 
-def test_normalised_specs_ignore_key_forms_and_pachd_defaults(pachd, target):
+def test_compared_specs_ignore_key_forms_and_pachd_defaults(pachd, target):
     cluster = Cluster(target, "default")
     cluster.apply(batch(spec("a")), reprocess=False)
     deployed = cluster.deployed()["a"]
     camel = {"pipeline": {"name": "a"}, "transform": {"image": "busybox:1"},
              "input": {"pfs": {"glob": "/*", "repo": "images"}}, "datumTries": "3"}
-    assert cluster.normalized(deployed.spec) == cluster.normalized(camel)
-    assert cluster.normalized(deployed.spec) != cluster.normalized(spec("a", image="busybox:2"))
+    before, after = cluster.compare_forms(deployed, camel)
+    assert before == after
+    before, after = cluster.compare_forms(deployed, spec("a", image="busybox:2"))
+    assert before != after
+    assert cluster.has_defaults == pachd.has_defaults
 
 
 def test_unreachable_pachd_is_a_pachd_error():

@@ -11,6 +11,7 @@ from invoke_pachyderm.errors import TemplateError
 from invoke_pachyderm.plan import (
     ANNOTATION_PREFIX,
     dependency_order,
+    normalize_pair,
     normalize_spec,
     plan_changes,
     spec_diff,
@@ -143,9 +144,44 @@ def test_pfs_defaults_inside_cross_union_join_group():
     plain["input"] = inputs({})
     explicit = rendered_spec()
     explicit["input"] = inputs({"branch": "master", "project": PROJECT})
-    explicit["input"]["cross"][0]["pfs"]["name"] = "a"
     explicit["input"]["cross"][2]["join"][0]["pfs"]["branch"] = "master"
     assert norm(explicit) == norm(plain)
+
+
+def test_inputs_sorted_by_name_before_names_are_filled_in():
+    """pps.SortInput runs in setInputDefaults before unnamed inputs get their repo as name, so an
+    unnamed input ("") sorts before a named one whatever its repo (src/pps/util.go SortInput)."""
+    rendered = rendered_spec()
+    rendered["input"] = {"cross": [{"pfs": {"repo": "zebra", "glob": "/*", "name": "b"}},
+                                   {"pfs": {"repo": "yak", "glob": "/*"}},
+                                   {"pfs": {"repo": "ant", "glob": "/*", "name": "a"}}]}
+    order = [child["pfs"]["name"] for child in norm(rendered)["input"]["cross"]]
+    assert order == ["yak", "a", "b"]
+    # the deployed side was sorted by pachd already: it is not sorted again by its filled-in names
+    deployed = copy.deepcopy(norm(rendered))
+    before, after = normalize_pair(deployed, rendered, PROJECT)
+    assert before == after
+    named = copy.deepcopy(rendered)
+    named["input"]["cross"][1]["pfs"]["name"] = "yak"  # same name as the default, new position
+    assert normalize_pair(deployed, named, PROJECT)[0] != normalize_pair(deployed, named, PROJECT)[1]
+
+
+def test_trigger_input_gets_pachd_trigger_branch():
+    """setInputDefaults: "<pipeline>-trigger-<n>" counted per repo from 1, trigger.branch "master"."""
+    rendered = rendered_spec()
+    rendered["input"] = {"cross": [{"pfs": {"repo": "images", "glob": "/*", "name": "x", "trigger": {"size": "1M"}}},
+                                   {"pfs": {"repo": "images", "glob": "/", "name": "y", "trigger": {"all": True}}}]}
+    pfs = [child["pfs"] for child in norm(rendered)["input"]["cross"]]
+    assert [p["branch"] for p in pfs] == ["edges-trigger-1", "edges-trigger-2"]
+    assert [p["trigger"]["branch"] for p in pfs] == ["master", "master"]
+
+
+@pytest.mark.parametrize("glob, cleaned", [("*", "/*"), ("abc/", "/abc"), ("/", "/"), ("/a//b/", "/a/b"),
+                                           ("./x", "/x"), ("/(*)", "/(*)")])
+def test_glob_cleaned_like_pfsfile_clean_path(glob, cleaned):
+    rendered = rendered_spec()
+    rendered["input"]["pfs"]["glob"] = glob
+    assert norm(rendered)["input"]["pfs"]["glob"] == cleaned
 
 
 def test_cron_start_and_repo_defaults():
@@ -153,7 +189,16 @@ def test_cron_start_and_repo_defaults():
     rendered["input"] = {"cron": {"name": "tick", "spec": "@every 60s"}}
     deployed = copy.deepcopy(rendered)
     deployed["input"]["cron"].update(repo="edges_tick", start="2024-01-31T12:00:00Z", project=PROJECT)
-    assert norm(deployed) == norm(rendered)
+    before, after = normalize_pair(deployed, rendered, PROJECT)
+    assert before == after
+    # an explicit start is a real change (pachd keeps it; only an absent one becomes "now")
+    explicit = copy.deepcopy(rendered)
+    explicit["input"]["cron"]["start"] = "2025-01-01T00:00:00Z"
+    before, after = normalize_pair(deployed, explicit, PROJECT)
+    assert before != after
+    same = copy.deepcopy(explicit)
+    same["input"]["cron"]["start"] = "2024-01-31T12:00:00Z"
+    assert normalize_pair(deployed, same, PROJECT)[0] == normalize_pair(deployed, same, PROJECT)[1]
     moved = copy.deepcopy(rendered)
     moved["input"]["cron"]["repo"] = "elsewhere"
     assert norm(moved) != norm(rendered)

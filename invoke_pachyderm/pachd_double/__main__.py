@@ -19,7 +19,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--registry", default=None, help="registry URL, e.g. http://127.0.0.1:5000")
     parser.add_argument("--token", action="append", default=[], help="accepted auth token (repeatable)")
     parser.add_argument("--start-delay", type=float, default=0.05, help="seconds a pipeline starts")
-    parser.add_argument("--version", default="2.11.2", help="pachd version to report")
+    parser.add_argument(
+        "--version", "--pachd-version", dest="version", default="2.11.2",
+        help="pachd version to model: 2.8.0 and later have cluster/project defaults, CreatePipelineV2 "
+        "and user/effective spec JSON; earlier ones do not",
+    )
     return parser.parse_args(argv)
 
 

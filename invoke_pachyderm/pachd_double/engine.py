@@ -18,17 +18,19 @@ from .transactions import TransactionStore, apply_request, new_info, run_request
 
 
 class Engine:
-    def __init__(self, registry_url: str | None = None, start_delay: float = 0.05):
+    def __init__(self, registry_url: str | None = None, start_delay: float = 0.05,
+                 cluster_defaults: str = "{}"):
         self.registry_url = registry_url
+        self.cluster_defaults = cluster_defaults  # what a fresh cluster starts with
         self.start_delay = start_delay
         self.clock = time.monotonic
         self._lock = threading.RLock()
-        self._state = ClusterState.initial()
+        self._state = ClusterState.initial(cluster_defaults)
         self._transactions = TransactionStore()
 
     def reset(self) -> None:
         with self._lock:
-            self._state = ClusterState.initial()
+            self._state = ClusterState.initial(self.cluster_defaults)
             self._transactions.clear()
 
     # --- generic reads and writes ------------------------------------------

@@ -6,7 +6,9 @@ import re
 from .errors import RpcFailure, unknown
 from .state import DEFAULT_PROJECT
 
-_VALID_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+# Go's regexp `$` (without (?m)) matches only at the very end: "edges\n" is invalid, while
+# Python's `$` would accept a trailing newline, hence fullmatch.
+_VALID_NAME = re.compile(r"[a-zA-Z0-9_-]+")
 
 # pfs.projectNameLimit = 63 - 8 - len("-v99")
 PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
@@ -17,7 +19,7 @@ DNS_LABEL_LIMIT = 63
 
 def validate_name(name: str) -> None:
     """ancestry.ValidateName: letters, digits, underscores and dashes, no length limit."""
-    if not _VALID_NAME.match(name):
+    if not _VALID_NAME.fullmatch(name):
         raise unknown(
             f"name ({name}) invalid: only alphanumeric characters, underscores, "
             "and dashes are allowed"

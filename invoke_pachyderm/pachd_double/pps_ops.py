@@ -57,8 +57,9 @@ def inspect_not_found(key: tuple):
 # --- create ----------------------------------------------------------------
 
 
-def create_pipeline(state: ClusterState, request: pps_pb2.CreatePipelineRequest, clock) -> None:
-    """CreatePipeline / CreatePipelineInTransaction."""
+def create_pipeline(state: ClusterState, request: pps_pb2.CreatePipelineRequest, clock,
+                    user_json: str | None = None, effective_json: str | None = None) -> None:
+    """CreatePipeline / CreatePipelineInTransaction; the JSONs are pachd >= 2.8's."""
     if not request.HasField("pipeline"):
         raise unknown("request.Pipeline cannot be nil")
     request = _with_project(request)
@@ -71,6 +72,10 @@ def create_pipeline(state: ClusterState, request: pps_pb2.CreatePipelineRequest,
     if old is None:
         _create_pipeline_repos(state, key, info.details)
     info.spec_commit.CopyFrom(_spec_commit(key))
+    if user_json is not None:
+        from .pps_v28_ops import with_spec_jsons
+
+        with_spec_jsons(info, user_json, effective_json or "")
     state.pipelines.setdefault(key, []).append(
         PipelineVersion(request=request, info=info, started_at=clock())
     )

@@ -76,15 +76,58 @@ def apply_defaults(details: pps_pb2.PipelineInfo.Details, project: str, pipeline
     if details.reprocess_spec == "":
         details.reprocess_spec = REPROCESS_UNTIL_SUCCESS
     if details.HasField("input"):
-        for node in walk_input(details.input):
-            _input_defaults(node, project, pipeline)
+        set_input_defaults(details.input, project, pipeline)
 
 
-def _input_defaults(node: pps_pb2.Input, project: str, pipeline: str) -> None:
+def set_input_defaults(root: pps_pb2.Input, project: str, pipeline: str) -> None:
+    """setInputDefaults (api_server.go): pps.SortInput first - so unnamed inputs sort by "" -
+    then, in VisitInput order, branch (a trigger input gets "<pipeline>-trigger-<n>", counted
+    per repo from 1, and trigger.branch "master"), name, repo_type and CleanPath(glob); cron
+    start ("now") and repo.  The input project is filled in by CreatePipelineInTransaction."""
+    sort_input(root)
+    triggers: dict[str, int] = {}
+    for node in walk_input(root):
+        _input_defaults(node, project, pipeline, triggers)
+
+
+def input_name(node: pps_pb2.Input) -> str:
+    """pps.InputName (src/pps/util.go): a pfs input's name, a group's first child's; cron: ""."""
+    if node.HasField("pfs"):
+        return node.pfs.name
+    for children in (node.cross, node.join, node.group, node.union):
+        if children:
+            return input_name(children[0])
+    return ""
+
+
+def sort_input(root: pps_pb2.Input) -> None:
+    """pps.SortInput: post-order, each cross/join/group/union's children stably by InputName."""
+    for node in walk_input(root):
+        for field in ("cross", "join", "group", "union"):
+            children = getattr(node, field)
+            if len(children) > 1:
+                ordered = sorted((_copy_input(c) for c in children), key=input_name)
+                del children[:]
+                children.extend(ordered)
+
+
+def _copy_input(node: pps_pb2.Input) -> pps_pb2.Input:
+    copy = pps_pb2.Input()
+    copy.CopyFrom(node)
+    return copy
+
+
+def _input_defaults(node: pps_pb2.Input, project: str, pipeline: str, triggers: dict) -> None:
     if node.HasField("pfs"):
         pfs = node.pfs
         if pfs.branch == "":
-            pfs.branch = "master"
+            if pfs.HasField("trigger"):
+                triggers[pfs.repo] = triggers.get(pfs.repo, 0) + 1
+                pfs.branch = f"{pipeline}-trigger-{triggers[pfs.repo]}"
+                if pfs.trigger.branch == "":
+                    pfs.trigger.branch = "master"
+            else:
+                pfs.branch = "master"
         if pfs.name == "":
             pfs.name = pfs.repo
         if pfs.repo_type == "":
@@ -104,8 +147,14 @@ def _input_defaults(node: pps_pb2.Input, project: str, pipeline: str) -> None:
 
 
 def clean_path(path: str) -> str:
-    """pfsfile.CleanPath: absolute, cleaned."""
-    return posixpath.normpath("/" + path.lstrip("/"))
+    """pfsfile.CleanPath (src/internal/pfsfile/pfsfile.go): path.Clean, "." -> "/", else
+    "/" + the result trimmed of slashes ("*" -> "/*", "abc/" -> "/abc")."""
+    cleaned = posixpath.normpath(path) if path else "."
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if cleaned == ".":
+        return "/"
+    return "/" + cleaned.strip("/")
 
 
 def walk_input(node: pps_pb2.Input):

@@ -49,18 +49,27 @@ from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
 from . import pfs_ops
 from .controls import ControlInterceptor, Controls, as_token_list
+from .defaults import MIGRATION_CLUSTER_DEFAULTS_JSON
 from .engine import Engine
 from .lifecycle import present
 from .servicers import (
     AuthServicer,
     PfsServicer,
     PpsServicer,
+    PpsV28Servicer,
     TransactionServicer,
     VersionServicer,
+    parse_version,
 )
 from .state import DEFAULT_PROJECT
 
 HOST = "127.0.0.1"
+
+
+def pachd_has_defaults(version: str) -> bool:
+    """Cluster/project defaults, CreatePipelineV2 and user/effective spec JSON arrived in 2.8.0."""
+    parsed = parse_version(version)
+    return (parsed.major, parsed.minor) >= (2, 8)
 
 
 class PachdDouble:
@@ -76,7 +85,8 @@ class PachdDouble:
         start_delay: float = 0.05,
         port: int = 0,
     ):
-        self.engine = Engine(registry_url=registry_url, start_delay=start_delay)
+        cluster_defaults = MIGRATION_CLUSTER_DEFAULTS_JSON if pachd_has_defaults(version) else "{}"
+        self.engine = Engine(registry_url=registry_url, start_delay=start_delay, cluster_defaults=cluster_defaults)
         self.controls = Controls(tokens)
         self.version = version
         self._wanted_port = port
@@ -129,7 +139,10 @@ class PachdDouble:
             interceptors=[ControlInterceptor(self.controls)],
         )
         pfs_pb2_grpc.add_APIServicer_to_server(PfsServicer(self.engine), server)
-        pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(self.engine), server)
+        defaults = pachd_has_defaults(self.version)
+        if defaults:  # registered first: these methods are not in python-pachyderm's servicer
+            server.add_generic_rpc_handlers((PpsV28Servicer(self.engine).handler(),))
+        pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(self.engine, defaults), server)
         transaction_pb2_grpc.add_APIServicer_to_server(
             TransactionServicer(self.engine, self.controls, self._crash), server
         )
@@ -185,6 +198,11 @@ class PachdDouble:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def has_defaults(self) -> bool:
+        """This version models pachd >= 2.8 (defaults, CreatePipelineV2, spec JSONs)."""
+        return pachd_has_defaults(self.version)
+
     # --- steering ----------------------------------------------------------
 
     def reset(self) -> None:
@@ -234,6 +252,33 @@ class PachdDouble:
         if version is None:
             raise KeyError(f"no pipeline {project}/{name}")
         return _as_dict(present(version, version.last_state, version.last_reason, details=True))
+
+    def set_cluster_defaults(self, defaults_json: str, regenerate: bool = False) -> list:
+        """SetClusterDefaults (pachd >= 2.8), as `pachctl update defaults --cluster` does it."""
+        return self._set_defaults(defaults_json, None, regenerate)
+
+    def set_project_defaults(self, defaults_json: str, project: str = DEFAULT_PROJECT,
+                             regenerate: bool = False) -> list:
+        return self._set_defaults(defaults_json, project, regenerate)
+
+    def _set_defaults(self, defaults_json: str, project, regenerate: bool) -> list:
+        if not pachd_has_defaults(self.version):
+            raise RuntimeError(f"pachd {self.version} has no defaults (they arrived in 2.8.0)")
+        from .pps_v28_ops import set_defaults
+
+        clock = self.engine.clock
+        return self.engine.write(
+            lambda state: set_defaults(state, clock, defaults_json, project, regenerate, False, False)
+        )
+
+    def user_spec_json(self, name: str, project: str = DEFAULT_PROJECT) -> tuple[str, str]:
+        """(user_spec_json, effective_spec_json) of the current version (empty before 2.8)."""
+        from ..pps_v28 import specs_of
+
+        version = self.engine.read(lambda state: state.current((project, name)))
+        if version is None:
+            raise KeyError(f"no pipeline {project}/{name}")
+        return specs_of(version.info)
 
     def create_repo(self, name: str, project: str = DEFAULT_PROJECT) -> None:
         request = pfs_pb2.CreateRepoRequest(repo=pfs_ops.make_repo(project, name))

@@ -15,8 +15,9 @@ from python_pachyderm.proto.v2.pps import pps_pb2_grpc
 from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
 from python_pachyderm.proto.v2.version.versionpb import version_pb2, version_pb2_grpc
 
-from . import pfs_ops, pps_ops
+from . import pfs_ops, pps_ops, pps_v28_ops
 from .controls import TRANSACTION_HEADER, Controls, header
+from ..pps_v28 import METHODS, messages
 from .engine import Engine
 from .errors import RpcFailure
 
@@ -94,12 +95,16 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
 
 
 class PpsServicer(pps_pb2_grpc.APIServicer):
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, defaults: bool = False):
         self.engine = engine
+        self.defaults = defaults  # pachd >= 2.8: every create goes through the effective spec
 
     @rpc
     def CreatePipeline(self, request, context):
-        txn = transaction_pb2.TransactionRequest(create_pipeline=request)
+        if self.defaults:  # api_server.go CreatePipeline: protojson.Marshal(request) -> createPipeline
+            txn = self.engine.read(lambda state: pps_v28_ops.legacy_transaction_request(state, request))
+        else:
+            txn = transaction_pb2.TransactionRequest(create_pipeline=request)
         self.engine.submit(transaction_id(context), txn)
         return _empty()
 
@@ -216,3 +221,63 @@ def _auth_method(name):
 for _method in auth_pb2.DESCRIPTOR.services_by_name["API"].methods:
     if _method.name != "WhoAmI":
         setattr(AuthServicer, _method.name, _auth_method(_method.name))
+
+
+class PpsV28Servicer:
+    """The pps RPCs pachd 2.8 added (python-pachyderm 7.6 generates no servicer for them)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @rpc
+    def CreatePipelineV2(self, request, context):
+        def prepare(state):
+            return pps_v28_ops.transaction_request(
+                state, request.create_pipeline_request_json, request.update, request.reprocess
+            )
+
+        txn, effective = self.engine.read(prepare)
+        if not request.dry_run:
+            self.engine.submit(transaction_id(context), txn)
+        return messages().CreatePipelineV2Response(effective_create_pipeline_request_json=effective)
+
+    @rpc
+    def GetClusterDefaults(self, request, context):
+        json_text = self.engine.read(lambda state: state.cluster_defaults)
+        return messages().GetClusterDefaultsResponse(cluster_defaults_json=json_text or "{}")
+
+    @rpc
+    def GetProjectDefaults(self, request, context):
+        json_text = self.engine.read(lambda s: pps_v28_ops.get_project_defaults(s, request.project.name))
+        return messages().GetProjectDefaultsResponse(project_defaults_json=json_text)
+
+    @rpc
+    def SetClusterDefaults(self, request, context):
+        affected = self._set(request.cluster_defaults_json, None, request)
+        return messages().SetClusterDefaultsResponse(affected_pipelines=affected)
+
+    @rpc
+    def SetProjectDefaults(self, request, context):
+        affected = self._set(request.project_defaults_json, request.project.name, request)
+        return messages().SetProjectDefaultsResponse(affected_pipelines=affected)
+
+    def _set(self, defaults_json, project, request):
+        clock = self.engine.clock
+        keys = self.engine.write(
+            lambda state: pps_v28_ops.set_defaults(
+                state, clock, defaults_json, project, request.regenerate, request.reprocess, request.dry_run
+            )
+        )
+        m = messages()
+        return [m.Pipeline(name=name, project=m.Project(name=proj)) for proj, name in keys]
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        m = messages()
+        handlers = {}
+        for name, (request_type, response_type) in METHODS.items():
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                getattr(self, name),
+                request_deserializer=getattr(m, request_type).FromString,
+                response_serializer=getattr(m, response_type).SerializeToString,
+            )
+        return grpc.method_handlers_generic_handler("pps_v2.API", handlers)

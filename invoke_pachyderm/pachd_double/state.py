@@ -61,10 +61,13 @@ class ClusterState:
     projects: dict = field(default_factory=dict)  # name -> ProjectInfo
     repos: dict = field(default_factory=dict)  # RepoKey -> RepoInfo
     pipelines: dict = field(default_factory=dict)  # PipelineKey -> [PipelineVersion]
+    # pachd >= 2.8 only: GetClusterDefaults' JSON and GetProjectDefaults' JSON by project
+    cluster_defaults: str = "{}"
+    project_defaults: dict = field(default_factory=dict)
 
     @classmethod
-    def initial(cls) -> "ClusterState":
-        state = cls()
+    def initial(cls, cluster_defaults: str = "{}") -> "ClusterState":
+        state = cls(cluster_defaults=cluster_defaults)
         state.projects[DEFAULT_PROJECT] = pfs_pb2.ProjectInfo(
             project=pfs_pb2.Project(name=DEFAULT_PROJECT), created_at=now_timestamp()
         )
@@ -75,6 +78,8 @@ class ClusterState:
             projects=dict(self.projects),
             repos=dict(self.repos),
             pipelines={key: list(versions) for key, versions in self.pipelines.items()},
+            cluster_defaults=self.cluster_defaults,
+            project_defaults=dict(self.project_defaults),
         )
 
     def current(self, key: PipelineKey) -> PipelineVersion | None:

@@ -13,6 +13,7 @@ import uuid
 from python_pachyderm.proto.v2.transaction import transaction_pb2
 
 from . import pfs_ops, pps_ops
+from .pps_v28_ops import create_pipeline_transaction
 from .errors import RpcFailure, not_found, unimplemented, unknown
 from .state import ClusterState, now_timestamp
 
@@ -28,6 +29,9 @@ def apply_request(state: ClusterState, request: transaction_pb2.TransactionReque
         pps_ops.create_pipeline(state, request.create_pipeline, clock)
     elif kind:
         raise unimplemented(f"transaction request {kind} is not modelled by the pachd double")
+    elif (v2 := create_pipeline_transaction(request)) is not None:
+        create_request, user_json, effective_json = v2
+        pps_ops.create_pipeline(state, create_request, clock, user_json=user_json, effective_json=effective_json)
     else:
         raise unknown("unrecognized transaction request type")
 
