@@ -5,17 +5,19 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no "Got goaway" noise when a
 
 from fixtures_services import *  # noqa: F401,F403  (docker engine, registries, busybox build contexts)
 from fixtures_pachd import *  # noqa: F401,F403  (the pachd double)
+from fixtures_pachd import PACHD_VERSIONS
 
 import pytest  # noqa: E402
 
 
-@pytest.fixture
-def cluster(registry):
+@pytest.fixture(params=PACHD_VERSIONS, ids=lambda v: f"pachd-{v}")
+def cluster(request, registry):
     """A pachd double of its own that checks images against the test registry, with the `images`
-    input repo seeded (the session-wide `pachd` fixture has no registry)."""
+    input repo seeded (the session-wide `pachd` fixture has no registry). Every test using it runs
+    against pachd 2.7 (no defaults) and 2.12 (cluster defaults, CreatePipelineV2)."""
     from invoke_pachyderm.pachd_double import PachdDouble
 
-    double = PachdDouble(registry_url=registry.url, start_delay=0.05).start()
+    double = PachdDouble(registry_url=registry.url, start_delay=0.05, version=request.param).start()
     double.create_repo("images")
     yield double
     double.stop()

@@ -127,7 +127,7 @@ def test_json_output_is_one_document(project, registry, unique_repo):
     assert document["images"]["main"]["digest"].startswith("sha256:")
     assert document["pipelines"] == [
         {"name": "edges", "action": "create", "diff": document["pipelines"][0]["diff"],
-         "version": 1, "previous_version": None}
+         "version": 1, "previous_version": None, "defaults_changed": False, "defaults_note": ""}
     ]
 
 

@@ -24,6 +24,11 @@ def chain(tmp_path, services, registry, cluster, unique_repo):
     return project
 
 
+def create_rpc(cluster) -> str:
+    """The RPC a deploy creates pipelines with: CreatePipelineV2 from pachd 2.8 on."""
+    return "CreatePipelineV2" if cluster.has_defaults else "CreatePipeline"
+
+
 def describe(project, text, *names):
     """Commit a change of the given pipelines' description: a spec-only change."""
     for name in names:
@@ -45,7 +50,7 @@ def test_dry_run_builds_pushes_and_changes_nothing(chain, cluster, registry, uni
     assert '+    "image": "' in result.stdout  # the diff of the rendered spec
     assert registry.tags(unique_repo) == []
     assert cluster.pipeline_versions() == {}
-    assert "CreatePipeline" not in cluster.calls
+    assert create_rpc(cluster) not in cluster.calls
 
     assert chain.invoke("deploy").code == 0
     describe(chain, "now documented", "second")
@@ -62,7 +67,7 @@ def test_dry_run_builds_pushes_and_changes_nothing(chain, cluster, registry, uni
 def test_only_changed_pipelines_are_updated_in_dependency_order(chain, cluster, client):
     result = chain.invoke("deploy")
     assert result.code == 0, result.stderr
-    creates = [c for c in cluster.calls if c == "CreatePipeline"]
+    creates = [c for c in cluster.calls if c == create_rpc(cluster)]
     assert len(creates) == 3
     # In one transaction the double, like pachd, needs an input repo to exist when a pipeline is
     # appended, so `second` before `first` would have failed: success shows the order.
@@ -99,7 +104,7 @@ def test_a_failure_in_the_transaction_applies_nothing(chain, cluster):
 def test_a_rejected_pipeline_names_itself_and_applies_nothing(chain, cluster):
     assert chain.invoke("deploy").code == 0
     describe(chain, "v2", "first", "third")
-    cluster.fail_next("CreatePipeline", grpc.StatusCode.PERMISSION_DENIED, count=1, message="not allowed")
+    cluster.fail_next(create_rpc(cluster), grpc.StatusCode.PERMISSION_DENIED, count=1, message="not allowed")
     result = chain.invoke("deploy")
     assert result.code == 8
     assert "pipeline first" in result.stderr and "not allowed" in result.stderr
