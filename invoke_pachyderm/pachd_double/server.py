@@ -22,9 +22,16 @@ src/auth/auth.go).  It is NOT pachd.  What it does not model:
   services (python-pachyderm's ``delete_all`` therefore fails here).
 * Validation not done: cron specs are not parsed, Kubernetes secrets are not
   looked up, enterprise limits (pipeline count, parallelism) are not enforced,
-  SQL egress is not checked, inputs are not sorted (pps.SortInput), triggers
-  make no branches, tolerations are not checked, spec_commit requests are
-  ignored, deleting an input repo of a pipeline is allowed (pachd refuses).
+  SQL egress is not checked, triggers name their branch but create none,
+  tolerations are not checked, spec_commit requests are ignored, deleting an
+  input repo of a pipeline is allowed (pachd refuses).
+* Versions: ``version`` >= 2.8.0 models pachd 2.8-2.12 (defaults.py,
+  pps_v28_ops.py): cluster defaults as the 2.8.0 migration writes them,
+  project defaults, the effective spec, CreatePipelineV2 (also inside a
+  transaction), PipelineInfo user/effective spec JSON, regenerate.  Only the
+  CreatePipelineRequest fields python-pachyderm 7.6 knows are known: a newer
+  field (``maximum_expected_uptime``) is refused as pachd refuses an unknown one.
+  Below 2.8: no defaults RPCs (UNIMPLEMENTED), the legacy create only.
 * Ancestry syntax (``edges^1``, ``edges.2``) in pipeline names is not resolved.
 * ListPipeline: no jqFilter and no commit_set (UNIMPLEMENTED).  As pachd's
   listPipeline does, it returns details whatever ``details`` says; only
