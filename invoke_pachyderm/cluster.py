@@ -209,7 +209,6 @@ class Cluster:
 
         from .plan import normalize_pair, user_spec_form
 
-        rendered = self._round_trip(body)
         if self.has_defaults and (deployed is None or deployed.user_spec_json):
             descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
             after = user_spec_form(body, self.project, descriptor)
@@ -220,9 +219,32 @@ class Cluster:
             except ValueError:
                 stored = {}
             return user_spec_form(stored, self.project, descriptor), after
+        rendered = self._round_trip(body)
         if deployed is None:
             return None, normalize_pair({}, rendered, self.project)[1]
         return normalize_pair(deployed.spec, rendered, self.project)
+
+    def restorable_spec(self, past: DeployedPipeline) -> dict[str, Any]:
+        """What to send to bring back a past version: on pachd >= 2.8 the user's JSON it was made
+        from (re-sending its effective spec would pin today's defaults into the user spec)."""
+        if self.has_defaults and past.user_spec_json:
+            try:
+                return json.loads(past.user_spec_json)
+            except ValueError:
+                pass
+        return dict(past.spec)
+
+    def same_spec(self, a: DeployedPipeline, b: DeployedPipeline) -> bool:
+        """Two versions of one pipeline were deployed from the same spec."""
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        from .plan import user_spec_form
+
+        if self.has_defaults and a.user_spec_json and b.user_spec_json:
+            descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+            forms = [user_spec_form(json.loads(p.user_spec_json), self.project, descriptor) for p in (a, b)]
+            return forms[0] == forms[1]
+        return self.normalized(a.spec) == self.normalized(b.spec)
 
     def defaults_changed(self, deployed: DeployedPipeline) -> bool:
         """The current defaults would give this pipeline another effective spec than it has."""

@@ -284,7 +284,7 @@ def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = Non
         target = pick_rollback_version(cluster, name, current, to_commit)
         if target is None:
             continue
-        body = dict(target.spec)
+        body = cluster.restorable_spec(target)
         batch.append((RenderedSpec(name=name, source=f"version {target.version}", spec=body), body, True))
         restored.append(
             {
@@ -313,9 +313,8 @@ def pick_rollback_version(cluster, name: str, current, to_commit: str | None):
             if commit and commit.startswith(to_commit):
                 return past
         return None
-    current_normalized = cluster.normalized(current.spec)
     for past in history:
-        if cluster.normalized(past.spec) != current_normalized:
+        if not cluster.same_spec(past, current):
             return past
     return None
 

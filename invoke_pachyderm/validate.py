@@ -63,7 +63,7 @@ def validate_spec(spec: dict, source: str) -> None:
     `source` names where the spec came from (the template's path).  Of all the
     errors, the most relevant one is reported (jsonschema's best_match).
     """
-    error = best_match(_validator().iter_errors(spec), key=_RELEVANCE)
+    error = best_match((e for e in _validator().iter_errors(spec) if not _is_field_null(e)), key=_RELEVANCE)
     if error is None:
         return
     path, what, fix = explain(error)
@@ -71,6 +71,21 @@ def validate_spec(spec: dict, source: str) -> None:
     if fix:
         message += f" — {fix}"
     raise TemplateError(message)
+
+
+def _is_field_null(error: ValidationError) -> bool:
+    """`null` as a message field's value is valid protobuf JSON (the field stays unset) and, on
+    pachd >= 2.8, removes a cluster or project default (RFC 7386 merge patch, defaults.go) - so it
+    is allowed. In a list or as a map value it is not (protojson refuses it)."""
+    schema_path = list(error.absolute_schema_path)
+    return (
+        error.instance is None
+        and bool(error.path)
+        and isinstance(error.path[-1], str)
+        and len(schema_path) >= 3
+        and schema_path[-3] == "properties"
+        and schema_path[-2] == error.path[-1]
+    )
 
 
 def json_path(parts) -> str:

@@ -94,3 +94,25 @@ def test_new_cluster_defaults_are_a_note_not_a_user_change(tmp_path, services, r
         json.loads(cluster.user_spec_json("crossed")[1])["datumTries"] == 7
     settled = project.invoke("deploy", "--dry-run", "--json").json
     assert not any(p["defaults_changed"] for p in settled["pipelines"])
+
+
+def test_rollback_restores_the_user_spec_not_the_effective_one(tmp_path, services, registry, cluster, unique_repo):
+    set_defaults(cluster)
+    project = fidelity_project(tmp_path, services, registry, cluster, unique_repo)
+    assert project.invoke("deploy").code == 0
+    path = project.root / "templates/triggered.json.j2"
+    path.write_text(path.read_text().replace('"description": ""', '"description": "v2"'))
+    project.commit("describe")
+    assert project.invoke("deploy").code == 0
+    rolled = project.invoke("rollback", "--json")
+    assert rolled.code == 0, rolled.stderr
+    assert [row["pipeline"] for row in rolled.json["restored"]] == ["triggered"] or \
+        [row["pipeline"] for row in rolled.json] == ["triggered"]
+    assert cluster.pipeline_versions() == {"crossed": 1, "triggered": 3}
+    assert cluster.pipeline_info("triggered")["details"].get("description", "") == ""
+    if cluster.has_defaults:
+        user = json.loads(cluster.user_spec_json("triggered")[0])
+        assert "resourceRequests" not in user and "resource_requests" not in user  # defaults not pinned
+        # and the next deploy of the rolled-back commit's successor sees the user change again
+        plan = project.invoke("deploy", "--dry-run", "--json").json
+        assert {p["name"]: p["action"] for p in plan["pipelines"]} == {"crossed": "unchanged", "triggered": "update"}

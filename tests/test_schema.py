@@ -318,6 +318,13 @@ def test_validate_spec_leaves_the_spec_alone():
 # --------------------------------------------------------------------------- rejected specs
 
 
+def test_null_message_field_is_valid_it_removes_a_default_on_pachd_2_8():
+    """protojson accepts null for a field (unset); pachd >= 2.8's merge patch deletes the
+    default there (TestAPIServer_CreatePipelineV2_noDefaults sends "cpu": null)."""
+    validate_spec(_with(EDGES, transform__image=None), "t")
+    validate_spec(_with(EDGES, resource_requests={"cpu": None, "disk": "187Mi"}), "t")
+
+
 def _with(base, **changes):
     spec = copy.deepcopy(base)
     for dotted, value in changes.items():
@@ -369,9 +376,8 @@ REJECTED = [
         PARSEDICT_ACCEPTS,
     ),
     (
-        _with(EDGES, transform__image=None),
-        "$.transform.image: expected a string, got null — omit the field to leave it unset",
-        PARSEDICT_ACCEPTS,
+        _with(EDGES, transform__env={"DEBUG": None}),
+        "$.transform.env.DEBUG: expected a string, got null — omit the field to leave it unset",
     ),
     (
         _with(EDGES, pipeline={}),
