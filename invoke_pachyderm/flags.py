@@ -15,10 +15,12 @@ environment apply (`config.load_settings` layers only the flags that were given)
 """
 from __future__ import annotations
 
+import argparse
+import difflib
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import invoke
 from invoke.exceptions import Exit
@@ -35,6 +37,29 @@ def usage_exit(message: str) -> Exit:
     """The exception that makes Invoke print one line and exit with the usage code."""
     prefix = "::error::" if os.environ.get("GITHUB_ACTIONS") == "true" else "error: "
     return Exit(prefix + message, code=UsageError.exit_code)
+
+
+def did_you_mean(word: str, flags: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word.split("=")[0], sorted(set(flags)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def argparse_hint(parser: argparse.ArgumentParser, message: str) -> str:
+    """For argparse's "unrecognized arguments: --chek": the closest option of the parser (or its
+    subcommands), since Python before 3.14 suggests nothing."""
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return ""
+    return did_you_mean(message[len(prefix):].split()[0], _option_strings(parser))
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    found = list(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _option_strings(sub)
+    return found
 
 
 # -- value types: each takes the word given and returns the value, or raises ValueError ----------

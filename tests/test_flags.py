@@ -5,6 +5,7 @@ Engine, registry and the pachd double."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,31 @@ def test_the_usage_exit_code_is_documented():
     table = README.read_text().split("## Exit codes")[1]
     assert re.search(rf"^\| {USAGE} \| .*usage", table, re.M | re.I)
 
+
+
+def test_the_invoke_pachyderm_command_has_the_usage_code_and_suggests(tmp_path):
+    from scaffold_helpers import CLI
+
+    result = subprocess.run([str(CLI), "init", str(tmp_path / "p"), "--nmae", "demo"], capture_output=True, text=True)
+    assert result.returncode == USAGE
+    assert "unrecognized arguments: --nmae demo (did you mean --name?)" in result.stderr
+    assert not (tmp_path / "p").exists()
+    abbreviated = subprocess.run([str(CLI), "init", str(tmp_path / "p"), "--forc"], capture_output=True, text=True)
+    assert abbreviated.returncode == USAGE and not (tmp_path / "p").exists()  # no prefix matching
+
+
+@pytest.mark.parametrize(
+    "stage, argv, message",
+    [
+        ("deploy", ["--skip-tests", "--dryrun"], "unrecognized arguments: --dryrun (did you mean --dry-run?)"),
+        ("deploy", ["--dry"], "unrecognized arguments: --dry (did you mean --dry-run?)"),
+        ("deploy", ["--timeout", "0"], "argument --timeout: '0' must be a number of seconds greater than 0"),
+        ("render_spec", ["--out-dir", "--chek"], "argument --out-dir: expected one argument"),
+    ],
+)
+def test_nox_sessions_refuse_the_same_typos(tmp_path, stage, argv, message):
+    from invoke_pachyderm.nox import run_stage
+
+    failures: list[str] = []
+    run_stage(stage, tmp_path, argv, failures.append)  # the parse fails before settings are even read
+    assert len(failures) == 1 and message in failures[0], failures
