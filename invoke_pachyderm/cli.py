@@ -4,7 +4,7 @@
                           [--base-image IMAGE] [--force] [--json]
 
 Everything else is an invoke task of the scaffolded project (`invoke --list`).
-Exit codes are those of `invoke_pachyderm.errors` (0 success, 2 configuration, ...).
+Exit codes are those of `invoke_pachyderm.errors` (0 success, 2 configuration, ..., 64 usage).
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import PachydermToolError
+from .errors import PachydermToolError, UsageError
+from .flags import argparse_hint
 from .output import Reporter
 from .scaffold import DEFAULT_BASE_IMAGE, DEFAULT_INPUT_REPO, DEFAULT_REGISTRY, scaffold
 
@@ -32,8 +33,15 @@ INIT_HELP = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2, the configuration errors' code
+        self.print_usage(sys.stderr)
+        self.exit(UsageError.exit_code, f"{self.prog}: error: {message}{argparse_hint(self, message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
+        allow_abbrev=False,
         prog="invoke-pachyderm",
         description="Build, push and deploy Pachyderm pipelines from git commits. "
         "`init` writes a new project; then use its invoke tasks (invoke --list).",
@@ -43,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     init = commands.add_parser(
         "init",
+        allow_abbrev=False,
         help="write a working project (tasks.py, pyproject.toml, Dockerfile, pipeline template, "
         "transformation and its test, GitHub workflow)",
         description="Write a working project from the templates shipped with invoke-pachyderm. "

@@ -74,6 +74,12 @@ class RefusedError(PachydermToolError):
     exit_code = 10
 
 
+class UsageError(PachydermToolError):
+    """The command line is wrong: an unknown flag, a value that is not of the flag's type."""
+
+    exit_code = 64  # EX_USAGE of sysexits.h; 2 is already the configuration errors' code
+
+
 EXIT_CODES = {
     cls.exit_code: cls
     for cls in (
@@ -86,5 +92,6 @@ EXIT_CODES = {
         PachdError,
         HealthError,
         RefusedError,
+        UsageError,
     )
 }

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 from . import flow, github
 from .config import load_settings
 from .errors import PachydermToolError
+from .flags import argparse_hint, positive_number, text
 from .output import Reporter
 
 SESSIONS = ("test", "build", "push", "render_spec", "deploy")
@@ -36,7 +37,7 @@ class _UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # no sys.exit inside a nox session
-        raise _UsageError(f"{self.prog}: {message}")
+        raise _UsageError(f"{self.prog}: {message}{argparse_hint(self, message)}")
 
     def exit(self, status=0, message=None):
         if message:
@@ -45,20 +46,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser_for(stage: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"nox -s {stage} --", add_help=True)
+    parser = _Parser(prog=f"nox -s {stage} --", add_help=True, allow_abbrev=False)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     if stage in ("build", "push", "deploy"):
         parser.add_argument("--allow-dirty", action="store_true", help="allow uncommitted changes")
     if stage == "render_spec":
         parser.add_argument("--check", action="store_true", help="validate without writing files")
-        parser.add_argument("--out-dir", default=None, help="directory for rendered specs")
+        parser.add_argument("--out-dir", default=None, type=_checked(text), help="directory for rendered specs")
     if stage == "deploy":
         for flag in ("skip-tests", "reprocess", "dry-run", "force", "allow-older", "rebuild"):
             parser.add_argument(f"--{flag}", action="store_true")
         parser.add_argument("--wait", dest="wait", action="store_true", default=None)
         parser.add_argument("--no-wait", dest="wait", action="store_false")
-        parser.add_argument("--timeout", type=float, default=None)
+        parser.add_argument("--timeout", type=_checked(positive_number), default=None)
     return parser
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def check(value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return check
 
 
 # -- the stages: each calls flow, then reports ------------------------------------------------

@@ -1,7 +1,7 @@
 """Thin Invoke adapters over `flow`: read c.config, map flags, turn user errors into exit codes.
 
-Flags default to None so that "not given" is distinguishable from "false"; boolean flags are
-`optional`, so `--skip-tests` alone means true.
+Flags are declared once each (`flags.Flag`): switches are real booleans, values are checked while
+the command line is read, and a flag that is not given is None, so "not given" differs from "false".
 """
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import functools
 import inspect
 import logging
 from pathlib import Path
-from typing import Any
 
-from invoke import Collection, task
+from invoke import Collection
 from invoke.exceptions import Exit
 
 from .config import load_settings, to_plain
-from .errors import ConfigError, PachydermToolError
+from .errors import PachydermToolError
+from .flags import Flag, positive_number, task, text
 from .output import Reporter
 
 CONFIG_SECTION = "pachyderm"
@@ -33,12 +33,6 @@ class _LazyFlow:
 flow = _LazyFlow()
 
 
-def _flag(value: Any) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    return str(value).strip().lower() not in ("0", "false", "no", "off", "")
-
-
 def project_dir(c) -> Path:
     prefix = getattr(c.config, "_project_prefix", None) or c.config.get("_project_prefix", None)
     return Path(prefix) if prefix else Path.cwd()
@@ -54,7 +48,7 @@ def handled(function):
 
     @functools.wraps(function)
     def wrapper(c, *args, **kwargs):
-        reporter = Reporter(json_mode=bool(_flag(kwargs.get("json"))))
+        reporter = Reporter(json_mode=bool(kwargs.get("json")))
         try:
             return function(c, reporter, *args, **kwargs)
         except PachydermToolError as error:
@@ -83,11 +77,11 @@ def _github(reporter: Reporter, task_name: str, artifacts, dry_run: bool | None 
     github.publish(reporter, task_name, artifacts, dry_run)
 
 
-JSON_HELP = "print one JSON document on stdout (logs go to stderr)"
-DIRTY_HELP = "allow uncommitted changes (the tag then says 'dirty' and no clean commit can have it)"
+JSON = Flag("print one JSON document on stdout (logs go to stderr)")
+ALLOW_DIRTY = Flag("allow uncommitted changes (the tag then says 'dirty' and no clean commit can have it)")
 
 
-@task(optional=["json"], help={"json": JSON_HELP})
+@task(flags={"json": JSON})
 @handled
 def test(c, reporter, json=None):
     """Run the project's tests (the `test_command` setting)."""
@@ -96,23 +90,23 @@ def test(c, reporter, json=None):
     reporter.result({"tests": "passed"}, "tests passed")
 
 
-@task(optional=["allow_dirty", "json"], help={"allow_dirty": DIRTY_HELP, "json": JSON_HELP})
+@task(flags={"allow_dirty": ALLOW_DIRTY, "json": JSON})
 @handled
 def build(c, reporter, allow_dirty=None, json=None):
     """Build the image(s), tagged with the commit SHA, with OCI labels."""
     settings = _prepare(c, reporter)
-    artifacts = flow.tag_stage(settings, bool(_flag(allow_dirty)))
+    artifacts = flow.tag_stage(settings, bool(allow_dirty))
     flow.build_stage(settings, reporter, artifacts)
     _github(reporter, "build", artifacts)
     reporter.result(artifacts.to_json(), "\n".join(f"built {i.ref}" for i in artifacts.images.values()))
 
 
-@task(optional=["allow_dirty", "json"], help={"allow_dirty": DIRTY_HELP, "json": JSON_HELP})
+@task(flags={"allow_dirty": ALLOW_DIRTY, "json": JSON})
 @handled
 def push(c, reporter, allow_dirty=None, json=None):
     """Push the built image(s) and print each pushed digest."""
     settings = _prepare(c, reporter)
-    artifacts = flow.tag_stage(settings, bool(_flag(allow_dirty)))
+    artifacts = flow.tag_stage(settings, bool(allow_dirty))
     flow.push_stage(settings, reporter, artifacts)
     _github(reporter, "push", artifacts)
     reporter.result(
@@ -122,11 +116,10 @@ def push(c, reporter, allow_dirty=None, json=None):
 
 @task(
     name="render-spec",
-    optional=["check", "json"],
-    help={
-        "check": "validate every template without writing files",
-        "out_dir": "directory for rendered specs (default build/pipelines)",
-        "json": JSON_HELP,
+    flags={
+        "check": Flag("validate every template without writing files"),
+        "out_dir": Flag("directory for rendered specs", "path", "setting `out_dir` (build/pipelines)", text),
+        "json": JSON,
     },
 )
 @handled
@@ -134,34 +127,34 @@ def render_spec(c, reporter, check=None, out_dir=None, json=None):
     """Render the pipeline spec templates with the commit's image tag and validate them."""
     settings = _prepare(c, reporter, out_dir=out_dir)
     artifacts = flow.tag_stage(settings, allow_dirty=True, need_images=False)
-    specs = flow.render_stage(settings, artifacts, write=not _flag(check))
+    specs = flow.render_stage(settings, artifacts, write=not check)
     _github(reporter, "render-spec", artifacts)
-    verb = "valid" if _flag(check) else "wrote"
+    verb = "valid" if check else "wrote"
     reporter.result(
         artifacts.to_json(),
         "\n".join(f"{verb} {s.path or s.source} ({s.name})" for s in specs),
     )
 
 
-DEPLOY_HELP = {
-    "skip_tests": "do not run the test command first",
-    "reprocess": "reprocess all data with the updated pipelines",
-    "dry_run": "build, push and change nothing; print the plan (also `invoke --dry deploy`)",
-    "force": "update every pipeline, even those whose spec is unchanged",
-    "allow_dirty": DIRTY_HELP,
-    "allow_older": "deploy even if a pipeline runs a newer commit (a descendant of this one)",
-    "rebuild": "build and push even if the tag is already in the registry",
-    "regenerate": "also update pipelines whose only change is new cluster or project defaults (pachd >= 2.8)",
-    "wait": "wait until updated pipelines are RUNNING (default: on in CI); --wait=false to skip",
-    "timeout": "seconds to wait for RUNNING (default 600)",
-    "json": JSON_HELP,
+DEPLOY_FLAGS = {
+    "skip_tests": Flag("do not run the test command first"),
+    "reprocess": Flag("reprocess all data with the updated pipelines"),
+    "dry_run": Flag("build, push and change nothing; print the plan (also `invoke --dry deploy`)", short="n"),
+    "force": Flag("update every pipeline, even those whose spec is unchanged"),
+    "allow_dirty": ALLOW_DIRTY,
+    "allow_older": Flag("deploy even if a pipeline runs a newer commit (a descendant of this one)"),
+    "rebuild": Flag("build and push even if the tag is already in the registry"),
+    "regenerate": Flag("also update pipelines whose only change is new cluster or project defaults (pachd >= 2.8)"),
+    "wait": Flag(
+        "wait until updated pipelines are RUNNING (--no-wait: do not)",
+        default="setting `wait`, else on when CI is set", negatable=True,
+    ),
+    "timeout": Flag("seconds to wait for RUNNING", "number > 0", "setting `timeout` (600)", positive_number),
+    "json": JSON,
 }
-BOOL_DEPLOY_FLAGS = [
-    "skip_tests", "reprocess", "dry_run", "force", "allow_dirty", "allow_older", "rebuild", "regenerate", "wait", "json",
-]
 
 
-@task(optional=BOOL_DEPLOY_FLAGS, help=DEPLOY_HELP)
+@task(flags=DEPLOY_FLAGS)
 @handled
 def deploy(
     c, reporter, skip_tests=None, reprocess=None, dry_run=None, force=None, allow_dirty=None,
@@ -170,33 +163,21 @@ def deploy(
     """The whole loop: test, build, push, render, and create or update the changed pipelines."""
     settings = _prepare(c, reporter)
     options = flow.DeployOptions(
-        skip_tests=bool(_flag(skip_tests)),
-        reprocess=bool(_flag(reprocess)),
-        dry_run=bool(_flag(dry_run)) or bool(c.config.run.dry),
-        force=bool(_flag(force)),
-        allow_dirty=bool(_flag(allow_dirty)),
-        allow_older=bool(_flag(allow_older)),
-        rebuild=bool(_flag(rebuild)),
-        regenerate=bool(_flag(regenerate)),
-        wait=_flag(wait),
-        timeout=_seconds(timeout),
+        skip_tests=bool(skip_tests),
+        reprocess=bool(reprocess),
+        dry_run=bool(dry_run) or bool(c.config.run.dry),
+        force=bool(force),
+        allow_dirty=bool(allow_dirty),
+        allow_older=bool(allow_older),
+        rebuild=bool(rebuild),
+        regenerate=bool(regenerate),
+        wait=wait,
+        timeout=timeout,
     )
     artifacts = flow.deploy(settings, reporter, options)
     _github(reporter, "deploy", artifacts, options.dry_run)
     document = {**artifacts.to_json(), "dry_run": options.dry_run}
     reporter.result(document, flow_summary(artifacts, options.dry_run))
-
-
-def _seconds(value) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise ConfigError(f"task flag: --timeout={value!r} must be a positive number of seconds")
-    return seconds
 
 
 def flow_summary(artifacts, dry_run: bool) -> str:
@@ -215,7 +196,7 @@ def flow_summary(artifacts, dry_run: bool) -> str:
     return "\n".join(lines)
 
 
-@task(optional=["json"], help={"json": JSON_HELP})
+@task(flags={"json": JSON})
 @handled
 def status(c, reporter, json=None):
     """List the project's pipelines: deployed commit, image, version, state, behind HEAD."""
@@ -231,7 +212,12 @@ def status(c, reporter, json=None):
     reporter.result({"pipelines": rows}, "\n".join(lines) or "no pipelines")
 
 
-@task(optional=["json"], help={"to": "restore the versions deployed from this commit (SHA or prefix)", "json": JSON_HELP})
+@task(
+    flags={
+        "to": Flag("restore the versions deployed from this commit (SHA or prefix)", "commit", "the previous version", text),
+        "json": JSON,
+    },
+)
 @handled
 def rollback(c, reporter, to=None, json=None):
     """Restore the previous version of each pipeline of the project, in one transaction."""
@@ -247,18 +233,18 @@ def rollback(c, reporter, to=None, json=None):
     )
 
 
-INIT_HELP = {
-    "dir": "directory of the project (default: this project's directory)",
-    "name": "project and pipeline name (default: the directory's name)",
-    "image": "image repository, without tag (default: localhost:5000/NAME)",
-    "input_repo": "the Pachyderm repo the pipeline reads (default: data)",
-    "base_image": "base image of the Dockerfile (default: python:3.12-slim)",
-    "force": "overwrite files that exist and differ (pyproject.toml: only [tool.invoke-pachyderm])",
-    "json": JSON_HELP,
+INIT_FLAGS = {
+    "dir": Flag("directory of the project", "path", "this project's directory", text),
+    "name": Flag("project and pipeline name", "name", "the directory's name", text),
+    "image": Flag("image repository, without tag", "repository", "localhost:5000/NAME", text),
+    "input_repo": Flag("the Pachyderm repo the pipeline reads", "repo", "data", text),
+    "base_image": Flag("base image of the Dockerfile", "image", "python:3.12-slim", text),
+    "force": Flag("overwrite files that exist and differ (pyproject.toml: only [tool.invoke-pachyderm])"),
+    "json": JSON,
 }
 
 
-@task(optional=["force", "json"], help=INIT_HELP)
+@task(flags=INIT_FLAGS)
 @handled
 def init(c, reporter, dir=None, name=None, image=None, input_repo=None, base_image=None, force=None, json=None):
     """Write the files of a working project (also: the `invoke-pachyderm init` command)."""
@@ -266,15 +252,14 @@ def init(c, reporter, dir=None, name=None, image=None, input_repo=None, base_ima
 
     result = scaffold(
         Path(dir) if dir else project_dir(c), name=name, image=image, input_repo=input_repo,
-        base_image=base_image, force=bool(_flag(force)),
+        base_image=base_image, force=bool(force),
     )
     reporter.result(result.to_json(), result.human())
 
 
 @task(
     name="install",
-    optional=["post_commit", "json"],
-    help={"post_commit": "also install a post-commit hook running the same tasks", "json": JSON_HELP},
+    flags={"post_commit": Flag("also install a post-commit hook running the same tasks"), "json": JSON},
 )
 @handled
 def hooks_install(c, reporter, post_commit=None, json=None):
@@ -282,14 +267,14 @@ def hooks_install(c, reporter, post_commit=None, json=None):
     from . import hooks
 
     settings = _prepare(c, reporter)
-    actions = hooks.install(settings.project_dir, settings.hooks, post_commit=bool(_flag(post_commit)))
+    actions = hooks.install(settings.project_dir, settings.hooks, post_commit=bool(post_commit))
     reporter.result(
         {"hooks": [a.to_json() for a in actions], "tasks": list(settings.hooks)},
         "\n".join(a.human() for a in actions),
     )
 
 
-@task(name="uninstall", optional=["json"], help={"json": JSON_HELP})
+@task(name="uninstall", flags={"json": JSON})
 @handled
 def hooks_uninstall(c, reporter, json=None):
     """Remove our git hooks and put back the hooks they chained."""

@@ -128,9 +128,9 @@ def test_list_imports_neither_docker_nor_python_pachyderm(project):
     assert "HEAVY []" in result.stderr, result.stderr
 
 
-def test_a_bad_timeout_is_a_configuration_error(project):
+def test_a_bad_timeout_is_a_usage_error(project):
     result = invoke(project, "deploy", "--timeout", "soon")
-    assert result.returncode == 2
+    assert result.returncode == 64
     assert "--timeout" in result.stderr and "Traceback" not in result.stderr
 
 
