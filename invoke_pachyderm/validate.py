@@ -138,6 +138,13 @@ def _message_name(schema: dict[str, Any]) -> str:
     return description if description and "." in description else ""
 
 
+# Fields of pachd's CreatePipelineRequest (src/pps/pps.proto) that python-pachyderm 7.6 lacks.
+NEWER_PACHD_FIELDS = {
+    "maximum_expected_uptime": ">= 2.9", "maximumExpectedUptime": ">= 2.9",
+    "propagation_spec": ">= 2.9", "propagationSpec": ">= 2.9", "reference": ">= 2.9",
+}
+
+
 def explain(error: ValidationError) -> tuple[str, str, str]:
     """(JSON path, what is wrong, how to fix) for one validation error."""
     path = list(error.absolute_path)
@@ -149,6 +156,11 @@ def explain(error: ValidationError) -> tuple[str, str, str]:
         known = _field_names(schema)
         extra = [key for key in instance if key not in schema.get("properties", {})]
         name = extra[0]
+        if name in NEWER_PACHD_FIELDS:
+            return json_path(path + [name]), (
+                f"field {_quote(name)} is from pachd {NEWER_PACHD_FIELDS[name]}, newer than the protobuf "
+                "definitions of python-pachyderm 7.6 this tool deploys with"
+            ), "remove it, or set it on the cluster with pachctl; it cannot be carried, and is never dropped silently"
         what = f"unknown field {_quote(name)}"
         if len(extra) > 1:
             what += f" (and {len(extra) - 1} more: {', '.join(_quote(e) for e in extra[1:4])})"

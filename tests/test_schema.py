@@ -711,3 +711,13 @@ def test_validate_imports_neither_protobuf_nor_python_pachyderm():
 
 def test_validator_is_built_once():
     assert validate._validator() is validate._validator()
+
+
+def test_a_field_newer_than_the_client_protos_is_named_never_dropped():
+    """pachd >= 2.9's maximum_expected_uptime is not in python-pachyderm 7.6's protos (issue 10)."""
+    spec = _with(EDGES, maximum_expected_uptime="60s")
+    with pytest.raises(TemplateError) as raised:
+        validate_spec(spec, "templates/edges.json.j2")
+    message = str(raised.value)
+    assert message.startswith("templates/edges.json.j2: $.maximum_expected_uptime: field 'maximum_expected_uptime'")
+    assert "pachd >= 2.9" in message and "remove it" in message
