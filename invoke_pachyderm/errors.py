@@ -74,6 +74,12 @@ class RefusedError(PachydermToolError):
     exit_code = 10
 
 
+class Interrupted(PachydermToolError):
+    """Ctrl-C (SIGINT): the line says what was and was not applied. 128 + SIGINT, as shells do."""
+
+    exit_code = 130
+
+
 EXIT_CODES = {
     cls.exit_code: cls
     for cls in (
@@ -86,5 +92,6 @@ EXIT_CODES = {
         PachdError,
         HealthError,
         RefusedError,
+        Interrupted,
     )
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 
 from .config import load_settings, to_plain
-from .errors import ConfigError, PachydermToolError
+from .errors import ConfigError, Interrupted, PachydermToolError
 from .output import Reporter
 
 CONFIG_SECTION = "pachyderm"
@@ -62,6 +63,11 @@ def handled(function):
                 raise
             reporter.error(error.message)
             raise Exit(code=error.exit_code) from None
+        except KeyboardInterrupt:  # stages that change something say what; the others changed nothing
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            reporter.error(f"interrupted: `{function.__name__.replace('_', '-')}` stopped before it finished")
+            raise Exit(code=Interrupted.exit_code) from None
 
     signature = inspect.signature(function)
     parameters = list(signature.parameters.values())
@@ -153,6 +159,7 @@ DEPLOY_HELP = {
     "rebuild": "build and push even if the tag is already in the registry",
     "wait": "wait until updated pipelines are RUNNING (default: on in CI); --wait=false to skip",
     "timeout": "seconds to wait for RUNNING (default 600)",
+    "rollback_on_failure": "wait, and if a pipeline does not reach RUNNING in time, restore the replaced versions in one transaction",
     "json": JSON_HELP,
 }
 BOOL_DEPLOY_FLAGS = ["skip_tests", "reprocess", "dry_run", "force", "allow_dirty", "allow_older", "rebuild", "wait", "json"]
@@ -162,7 +169,7 @@ BOOL_DEPLOY_FLAGS = ["skip_tests", "reprocess", "dry_run", "force", "allow_dirty
 @handled
 def deploy(
     c, reporter, skip_tests=None, reprocess=None, dry_run=None, force=None, allow_dirty=None,
-    allow_older=None, rebuild=None, wait=None, timeout=None, json=None,
+    allow_older=None, rebuild=None, wait=None, timeout=None, json=None, rollback_on_failure=False,
 ):
     """The whole loop: test, build, push, render, and create or update the changed pipelines."""
     settings = _prepare(c, reporter)
@@ -176,6 +183,7 @@ def deploy(
         rebuild=bool(_flag(rebuild)),
         wait=_flag(wait),
         timeout=_seconds(timeout),
+        rollback_on_failure=rollback_on_failure,
     )
     artifacts = flow.deploy(settings, reporter, options)
     _github(reporter, "deploy", artifacts, options.dry_run)
@@ -190,7 +198,7 @@ def _seconds(value) -> float | None:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if seconds <= 0:
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ConfigError(f"task flag: --timeout={value!r} must be a positive number of seconds")
     return seconds
 
