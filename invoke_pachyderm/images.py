@@ -96,7 +96,7 @@ def build_image(
     except urllib3.exceptions.HTTPError as error:
         raise DockerError(
             f"image {artifact.ref}: the connection to the Docker daemon broke during the build, {step} "
-            f"({_short(error)}); nothing was pushed; is the daemon still running?"
+            f"({_first_arg(error)}); nothing was pushed; is the daemon still running?"
         ) from None
     artifact.built = True
 
@@ -119,7 +119,7 @@ def push_image(client, artifact: ImageArtifact, auth: dict[str, str] | None, log
             if aux.get("Digest"):
                 artifact.digest = aux["Digest"]
             status = chunk.get("status")
-            if status and chunk.get("id"):
+            if status and chunk.get("id") and not status.startswith("Retrying"):
                 step = f"at layer {chunk['id']} ({status.split(' ')[0].lower()})"
             if status and not chunk.get("progressDetail"):
                 log(f"{chunk.get('id', '')}: {status}".strip(": "))
@@ -127,7 +127,7 @@ def push_image(client, artifact: ImageArtifact, auth: dict[str, str] | None, log
         raise RegistryError(f"push of {artifact.ref} failed: {_short(error)}") from None
     except (docker.errors.DockerException, OSError, urllib3.exceptions.HTTPError) as error:
         raise DockerError(
-            f"push of {artifact.ref}: the connection to the Docker daemon broke {step} ({_short(error)}); "
+            f"push of {artifact.ref}: the connection to the Docker daemon broke {step} ({_first_arg(error)}); "
             "is the daemon still running?"
         ) from None
     if not artifact.digest:
@@ -395,6 +395,11 @@ def _auth_hint(text: str) -> str:
             "and INVOKE_PACHYDERM_REGISTRY_PASSWORD)"
         )
     return ""
+
+
+def _first_arg(error: BaseException) -> str:
+    """urllib3 wraps the cause as (message, cause): the message alone says it."""
+    return _short(error.args[0]) if error.args and isinstance(error.args[0], str) else _short(error)
 
 
 def _short(error: BaseException) -> str:

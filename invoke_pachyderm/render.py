@@ -173,7 +173,8 @@ def render_template(
     except jinja2.exceptions.SecurityError as error:
         raise TemplateError(f"{source}:{_template_line(error, path)}: not allowed in templates: {error}") from None
     except OutsideProject as error:
-        raise TemplateError(f"{source}:{_template_line(error, path)}: {error}") from None
+        line = _template_line(error, path)
+        raise TemplateError(f"{source}{'' if line == '?' else ':' + line}: {error}") from None
     except (OverflowError, MemoryError, RecursionError) as error:
         raise TemplateError(
             f"{source}:{_template_line(error, path)}: too large for the template sandbox: {error}"
