@@ -17,8 +17,8 @@ from .config import Settings, check_build_files, is_ci, resolve_pachd
 from .errors import ConfigError, GitStateError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
 from .gitinfo import GitInfo, is_ancestor, read_git_info
 from .output import Reporter
-from .progress import Progress
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
+from .progress import Progress
 from .render import render_specs, write_specs
 from .tagging import image_tag
 

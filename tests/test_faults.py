@@ -4,16 +4,18 @@ error line, that there is no traceback, and that nothing was pushed or deployed.
 Real Docker Engine, real registry, the pachd double; faults come from a proxy in front of them."""
 from __future__ import annotations
 
-import os
+import re
 import signal
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
 from fault_proxy import BAD_GATEWAY, CUT, STALL, FaultProxy, unix_socket_path
 from fixtures_services import write_busybox_context
+from invoke_pachyderm.errors import EXIT_CODES
 from project_helpers import VENV_BIN, Result, make_project
 
 
@@ -280,3 +282,13 @@ def test_ctrl_c_elsewhere_exits_130(project):
     project.commit("slow tests")
     result = interrupt(project, "test", when=lambda err: "== test" in err)
     one_clean_error(result, 130, "interrupted: `test` stopped before it finished")
+
+
+# -- the documented table -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/exit-codes.md"])
+def test_every_exit_code_is_in_the_documented_tables(document):
+    text = (Path(__file__).resolve().parent.parent / document).read_text()
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", text, flags=re.MULTILINE)}
+    assert set(EXIT_CODES) | {0, 1} == documented
