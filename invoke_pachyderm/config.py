@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import difflib
 import json
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +146,16 @@ def load_settings(
             values[key] = value
             sources[key] = source
     settings = Settings(project_dir=project_dir, values=values, sources=sources)
+    names: dict[str, int] = {}
     for index, entry in enumerate(settings.images):
-        _image_config(entry, index, sources.get("images", "configuration"))
+        name = _image_config(entry, index, sources.get("images", "configuration")).name
+        if name in names:
+            raise ConfigError(
+                f"{sources['images']}: images[{index}] and images[{names[name]}] are both named '{name}'; "
+                "give each image its own name"
+            )
+        names[name] = index
+    check_out_dir(project_dir, settings.out_dir, sources.get("out_dir", "default"))
     return settings
 
 
@@ -217,6 +227,82 @@ def check_key(key: str, value: Any, source: str) -> None:
         wanted = " or ".join("table" if t is dict else "array" if t is list else t.__name__ for t in types)
         shown = "***" if key in SECRET_KEYS else repr(value)
         raise ConfigError(f"{source}: key '{key}' must be {wanted}, got {shown} ({type(value).__name__})")
+    check = VALUE_CHECKS.get(key)
+    if check:
+        check(value, f"{source}: key '{key}'")
+
+
+def _check_timeout(value: float, where: str) -> None:
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{where} must be a positive number of seconds, got {value!r}; e.g. timeout = 600")
+
+
+def _check_jobs(value: int, where: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{where} must be at least 1 (images built in parallel), got {value}; omit it for one per CPU")
+
+
+BUILD_ARG_TYPES = (str, int, float, bool)
+
+
+def _check_build_args(value: Mapping[str, Any], where: str) -> None:
+    for name, arg in value.items():
+        if not isinstance(arg, BUILD_ARG_TYPES):
+            kind = "a table" if isinstance(arg, Mapping) else "an array" if isinstance(arg, list) else type(arg).__name__
+            raise ConfigError(
+                f"{where}: build argument '{name}' must be a string or number, got {kind}; "
+                "Docker build arguments are flat: NAME = \"value\""
+            )
+
+
+# pachd's rules for a project name: src/pfs/pfs.go (*Project).ValidateName, which calls
+# src/internal/ancestry/ancestry.go ValidateName; projectNameLimit there is 63 - 8 - len("-v99").
+PROJECT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
+PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
+
+
+def _check_project(value: str, where: str) -> None:
+    if value == "default":
+        return
+    if len(value) > PROJECT_NAME_LIMIT:
+        raise ConfigError(f"{where}: project name {value!r} is longer than pachd's limit of {PROJECT_NAME_LIMIT} characters")
+    if not PROJECT_NAME.fullmatch(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not a valid Pachyderm project name; use letters, digits, '_' and '-', "
+            "starting with a letter or digit (pachd's rule)"
+        )
+
+
+VALUE_CHECKS = {"timeout": _check_timeout, "jobs": _check_jobs, "build_args": _check_build_args, "project": _check_project}
+
+
+def check_build_files(settings: Settings, image: ImageConfig) -> None:
+    """The build context and Dockerfile exist, checked before anything slow runs."""
+    key = "images" if settings.images else "context"
+    source = settings.sources.get(key, "default")
+    if not (settings.project_dir / image.context).is_dir():
+        raise ConfigError(
+            f"{source}: image '{image.name}': build context {image.context!r} is not a directory of "
+            f"{settings.project_dir}; create it or fix the `context` key"
+        )
+    if not (settings.project_dir / image.dockerfile).is_file():
+        source = settings.sources.get("images" if settings.images else "dockerfile", "default")
+        raise ConfigError(
+            f"{source}: image '{image.name}': Dockerfile {image.dockerfile!r} not found in "
+            f"{settings.project_dir}; create it or fix the `dockerfile` key"
+        )
+
+
+def check_out_dir(project_dir: Path, out_dir: str, source: str) -> None:
+    """Rendered specs must never land in git's own directory (they would overwrite its files)."""
+    git_dir = (project_dir / ".git").resolve()
+    target = (project_dir / out_dir).resolve()
+    if ".git" in Path(os.path.normpath(out_dir)).parts or target == git_dir or git_dir in target.parents:
+        raise ConfigError(f"{source}: key 'out_dir' = {out_dir!r} is inside .git; use a directory such as build/pipelines")
 
 
 def _image_config(entry: Any, index: int, source: str = "configuration") -> ImageConfig:
@@ -229,6 +315,8 @@ def _image_config(entry: Any, index: int, source: str = "configuration") -> Imag
             raise ConfigError(f"{where}: unknown key '{key}'{_suggest(key, IMAGE_KEYS)}")
         if not isinstance(value, IMAGE_KEYS[key][0]):
             raise ConfigError(f"{where}: key '{key}' has the wrong type ({type(value).__name__})")
+        if key == "build_args":
+            _check_build_args(value, f"{where}: key 'build_args'")
     for required in ("name", "repository"):
         if not entry.get(required):
             raise ConfigError(f"{where}: missing '{required}'")

@@ -80,6 +80,12 @@ class UsageError(PachydermToolError):
     exit_code = 64  # EX_USAGE of sysexits.h; 2 is already the configuration errors' code
 
 
+class Interrupted(PachydermToolError):
+    """Ctrl-C (SIGINT): the line says what was and was not applied. 128 + SIGINT, as shells do."""
+
+    exit_code = 130
+
+
 EXIT_CODES = {
     cls.exit_code: cls
     for cls in (
@@ -93,5 +99,6 @@ EXIT_CODES = {
         HealthError,
         RefusedError,
         UsageError,
+        Interrupted,
     )
 }

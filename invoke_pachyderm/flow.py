@@ -13,11 +13,12 @@ from typing import Any
 
 from . import __version__
 from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
-from .config import Settings, is_ci, resolve_pachd
-from .errors import GitStateError, PachdError, RefusedError, TestsFailed
+from .config import Settings, check_build_files, is_ci, resolve_pachd
+from .errors import ConfigError, GitStateError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
 from .gitinfo import GitInfo, is_ancestor, read_git_info
 from .output import Reporter
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
+from .progress import Progress
 from .render import render_specs, write_specs
 from .tagging import image_tag
 
@@ -27,6 +28,8 @@ def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -
     """Read git, refuse a dirty tree unless allowed, give every image its tag."""
     git = read_git_info(settings.project_dir, ignore=(settings.out_dir,))
     configs = settings.require_images() if need_images else settings.image_configs
+    for config in configs if need_images else ():
+        check_build_files(settings, config)
     images = {
         config.name: ImageArtifact(
             name=config.name, repository=config.repository, tag=image_tag(settings, config, git, allow_dirty)
@@ -61,15 +64,23 @@ def jobs(settings: Settings) -> int:
 def build_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> None:
     from . import images
 
-    with reporter.group("build"):
-        images.build_all(settings, artifacts.git, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+    try:
+        with reporter.group("build"):
+            images.build_all(settings, artifacts.git, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+    except KeyboardInterrupt:
+        built = [i.ref for i in artifacts.images.values() if i.built]
+        done = f"built {', '.join(built)}" if built else "no image was built"
+        raise Interrupted(f"interrupted during the build; {done}; nothing was pushed or changed") from None
 
 
 def push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> None:
     from . import images
 
-    with reporter.group("push"):
-        images.push_all(settings, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+    try:
+        with reporter.group("push"):
+            images.push_all(settings, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+    except KeyboardInterrupt:
+        raise Interrupted(f"{Progress('the push', artifacts).describe()}") from None
 
 
 def build_and_push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts, rebuild: bool) -> None:
@@ -143,6 +154,7 @@ class DeployOptions:
     regenerate: bool = False  # also update pipelines whose only change is new cluster/project defaults
     wait: bool | None = None
     timeout: float | None = None
+    rollback_on_failure: bool = False
 
 
 def connect(settings: Settings, reporter: Reporter):
@@ -154,8 +166,21 @@ def connect(settings: Settings, reporter: Reporter):
 
 
 def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Artifacts:
+    progress = Progress()
+    try:
+        return _deploy(settings, reporter, options, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(progress.describe()) from None
+
+
+def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, progress: Progress) -> Artifacts:
     # Cheap checks first: config, git, templates, pachd, input repos. Then the slow work.
+    wait = options.wait if options.wait is not None else (settings.wait if settings.wait is not None else is_ci())
+    if options.rollback_on_failure and options.wait is False:
+        raise ConfigError("task flag: --rollback-on-failure needs --wait (it rolls back what does not run); drop --no-wait")
+    wait = wait or options.rollback_on_failure
     artifacts = tag_stage(settings, options.allow_dirty)
+    progress.artifacts = artifacts
     specs = dependency_order(render_stage(settings, artifacts, write=False))
     cluster = connect(settings, reporter)
     check_inputs_exist(cluster, specs)
@@ -171,17 +196,54 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
         artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
         return artifacts
     if not options.skip_tests:
+        progress.stage = "the tests"
         test_stage(settings, reporter)
+    progress.stage = "the build and push"
     build_and_push_stage(settings, reporter, artifacts, options.rebuild)
+    progress.stage = "rendering"
     specs = dependency_order(render_stage(settings, artifacts, write=True))
     artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+    progress.stage, progress.cluster = "the transaction", cluster
+    progress.applying = [c.name for c in artifacts.changes if c.action != "unchanged"]
+    progress.before = {name: pipeline.version for name, pipeline in deployed.items()}
     apply_changes(cluster, reporter, artifacts, deployed, options.reprocess)
-    wait = options.wait if options.wait is not None else (settings.wait if settings.wait is not None else is_ci())
+    progress.applied = True
     if wait:
+        progress.stage, progress.note = "the wait for RUNNING", "stopped waiting for RUNNING"
         touched = [c.name for c in artifacts.changes if c.action != "unchanged"]
-        with reporter.group("wait for pipelines to run"):
-            cluster.wait_running(touched, options.timeout or settings.timeout, reporter.info)
+        try:
+            with reporter.group("wait for pipelines to run"):
+                cluster.wait_running(touched, options.timeout or settings.timeout, reporter.info)
+        except HealthError as error:
+            if not options.rollback_on_failure:
+                raise
+            progress.stage = "the rollback after a failed deploy"
+            progress.note = "the rollback may not have finished; check with `invoke status`"
+            raise roll_back_failed_deploy(cluster, reporter, artifacts, deployed, error) from None
     return artifacts
+
+
+def roll_back_failed_deploy(cluster, reporter: Reporter, artifacts: Artifacts, deployed, failure: HealthError):
+    """Restore the versions this deploy replaced, in one transaction (as Helm's --atomic does).
+
+    Pipelines this deploy created have no earlier version; they are named, not deleted.
+    Returns the error to raise: the failure, saying what was rolled back."""
+    updated = [c for c in artifacts.changes if c.action == "update" and c.name in deployed]
+    created = [c.name for c in artifacts.changes if c.action == "create"]
+    targets = [(c.name, deployed[c.name], deployed[c.name]) for c in updated]
+    rolled = ""
+    if targets:
+        with reporter.group(f"roll back {len(targets)} pipeline(s) in one transaction"):
+            try:
+                rows = restore(cluster, targets)
+            except PachdError as error:
+                return PachdError(f"{failure.message}; rolling back failed too: {error.message}")
+        rolled = "; rolled back in one transaction: " + ", ".join(
+            f"{r['pipeline']} to version {r['restored_version']} (now version {r['version']})" for r in rows
+        )
+    if created:
+        rolled += "; created by this deploy, so left in place: " + ", ".join(created)
+    return HealthError(failure.message + (rolled or "; nothing to roll back"))
 
 
 def check_inputs_exist(cluster, specs: list[RenderedSpec]) -> None:
@@ -278,12 +340,27 @@ def status(settings: Settings, reporter: Reporter) -> list[dict[str, Any]]:
 def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = None) -> list[dict[str, Any]]:
     """Restore, for each pipeline of the project, the previous (or the given commit's) spec, atomically."""
     cluster = connect(settings, reporter)
-    restored = []
-    batch = []
+    targets = []
     for name, current in sorted(cluster.deployed().items()):
         target = pick_rollback_version(cluster, name, current, to_commit)
-        if target is None:
-            continue
+        if target is not None:
+            targets.append((name, current, target))
+    if not targets:
+        what = f"deployed from commit {to_commit}" if to_commit else "to go back to"
+        raise PachdError(f"no pipeline of project '{settings.project}' has a version {what}; nothing changed")
+    progress = Progress("the rollback", cluster=cluster, applying=[name for name, _, _ in targets])
+    progress.before = {name: current.version for name, current, _ in targets}
+    try:
+        return restore(cluster, targets)
+    except KeyboardInterrupt:
+        raise Interrupted(progress.describe()) from None
+
+
+def restore(cluster, targets) -> list[dict[str, Any]]:
+    """Put back (name, current, target) pipelines' target specs, all in one transaction."""
+    restored = []
+    batch = []
+    for name, current, target in targets:
         body = cluster.restorable_spec(target)
         batch.append((RenderedSpec(name=name, source=f"version {target.version}", spec=body), body, True))
         restored.append(
@@ -295,9 +372,6 @@ def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = Non
                 "restored_commit": target.annotations.get(ANNOTATION_PREFIX + "commit"),
             }
         )
-    if not batch:
-        what = f"deployed from commit {to_commit}" if to_commit else "to go back to"
-        raise PachdError(f"no pipeline of project '{settings.project}' has a version {what}; nothing changed")
     cluster.apply(batch, reprocess=False)
     after = cluster.states([row["pipeline"] for row in restored])
     for row in restored:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -55,6 +56,7 @@ def build_image(
     client, project_dir: Path, image: ImageConfig, artifact: ImageArtifact, labels: dict[str, str], log: Log
 ) -> None:
     import docker.errors
+    import urllib3.exceptions
 
     context = (project_dir / image.context).resolve()
     dockerfile = (project_dir / image.dockerfile).resolve()
@@ -64,6 +66,7 @@ def build_image(
         dockerfile_arg = str(dockerfile.relative_to(context))
     except ValueError:
         dockerfile_arg = str(dockerfile)
+    step = "before its first step"
     try:
         stream = client.api.build(
             path=str(context),
@@ -84,17 +87,26 @@ def build_image(
             for line in text.splitlines():
                 if line.strip():
                     log(line.rstrip())
+                if line.startswith("Step "):
+                    step = f"at {line.strip()[:120]}"
     except docker.errors.APIError as error:
         raise DockerError(f"image {artifact.ref}: build failed: {_short(error)}") from None
     except (docker.errors.DockerException, OSError) as error:
         raise DockerError(f"image {artifact.ref}: build failed: {_short(error)}") from None
+    except urllib3.exceptions.HTTPError as error:
+        raise DockerError(
+            f"image {artifact.ref}: the connection to the Docker daemon broke during the build, {step} "
+            f"({_first_arg(error)}); nothing was pushed; is the daemon still running?"
+        ) from None
     artifact.built = True
 
 
 def push_image(client, artifact: ImageArtifact, auth: dict[str, str] | None, log: Log) -> None:
     """Push and read the whole stream: docker-py does not raise on registry errors."""
     import docker.errors
+    import urllib3.exceptions
 
+    step = "before the first layer"
     try:
         stream = client.api.push(
             artifact.repository, tag=artifact.tag, stream=True, decode=True, auth_config=auth
@@ -102,15 +114,22 @@ def push_image(client, artifact: ImageArtifact, auth: dict[str, str] | None, log
         for chunk in stream:
             if "errorDetail" in chunk or "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
-                raise RegistryError(f"push of {artifact.ref} failed: {detail}{_auth_hint(detail)}")
+                raise RegistryError(f"push of {artifact.ref} failed {step}: {detail}{_auth_hint(detail)}")
             aux = chunk.get("aux") or {}
             if aux.get("Digest"):
                 artifact.digest = aux["Digest"]
             status = chunk.get("status")
+            if status and chunk.get("id") and not status.startswith("Retrying"):
+                step = f"at layer {chunk['id']} ({status.split(' ')[0].lower()})"
             if status and not chunk.get("progressDetail"):
                 log(f"{chunk.get('id', '')}: {status}".strip(": "))
     except docker.errors.APIError as error:
         raise RegistryError(f"push of {artifact.ref} failed: {_short(error)}") from None
+    except (docker.errors.DockerException, OSError, urllib3.exceptions.HTTPError) as error:
+        raise DockerError(
+            f"push of {artifact.ref}: the connection to the Docker daemon broke {step} ({_first_arg(error)}); "
+            "is the daemon still running?"
+        ) from None
     if not artifact.digest:
         raise RegistryError(f"push of {artifact.ref} ended without a digest; the registry did not confirm it")
     artifact.pushed = True
@@ -327,16 +346,45 @@ def push_all(settings: Settings, images: dict[str, ImageArtifact], jobs: int, lo
 
 
 def run_parallel(function: Callable[[str], None], names: Iterable[str], jobs: int) -> None:
-    """Run for each name; the first error (in name order) is raised after all have finished."""
+    """Run for each name; the first error (in name order) is raised after all have finished.
+
+    Daemon threads rather than a ThreadPoolExecutor, whose workers Python joins at exit: on
+    Ctrl-C the main thread stops waiting and the process exits without waiting for the builds.
+    """
     names = list(names)
     if len(names) <= 1 or jobs <= 1:
         for name in names:
             function(name)
         return
-    with ThreadPoolExecutor(max_workers=min(jobs, len(names))) as pool:
-        futures = [pool.submit(function, name) for name in names]
-    for future in futures:
-        future.result()
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in names:
+        todo.put(name)
+    errors: dict[str, BaseException] = {}
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                name = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                function(name)
+            except BaseException as error:  # re-raised in the main thread below
+                errors[name] = error
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(jobs, len(names)))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    for name in names:
+        if name in errors:
+            raise errors[name]
 
 
 def _auth_hint(text: str) -> str:
@@ -347,6 +395,11 @@ def _auth_hint(text: str) -> str:
             "and INVOKE_PACHYDERM_REGISTRY_PASSWORD)"
         )
     return ""
+
+
+def _first_arg(error: BaseException) -> str:
+    """urllib3 wraps the cause as (message, cause): the message alone says it."""
+    return _short(error.args[0]) if error.args and isinstance(error.args[0], str) else _short(error)
 
 
 def _short(error: BaseException) -> str:

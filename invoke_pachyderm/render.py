@@ -14,14 +14,20 @@ from jinja2.sandbox import SandboxedEnvironment
 from .artifacts import Artifacts, RenderedSpec
 from .config import ConfigError, Settings
 from .errors import TemplateError
-from .validate import validate_spec
+from .validate import json_path, validate_spec
 
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
 
 
 def find_templates(settings: Settings) -> list[Path]:
     paths: set[Path] = set()
+    source = settings.sources.get("specs", "default")
     for pattern in settings.spec_globs:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise ConfigError(
+                f"{source}: key 'specs': {pattern!r} leaves the project; spec globs are relative to the "
+                "project directory, e.g. templates/*.json.j2"
+            )
         paths.update(p for p in settings.project_dir.glob(pattern) if p.is_file())
     if not paths:
         raise ConfigError(
@@ -59,12 +65,60 @@ def template_variables(settings: Settings, artifacts: Artifacts) -> dict[str, An
     return {k: v for k, v in variables.items() if v is not None}
 
 
+class OutsideProject(jinja2.TemplateError):
+    """A template or include resolves (through a symlink) to a file outside the project."""
+
+
+class ProjectLoader(jinja2.FileSystemLoader):
+    """Loads only files that resolve inside the project: a symlink must not let a template
+    include any file of the host (a key, /etc/shadow) into a spec that pachd stores."""
+
+    def __init__(self, project_dir: Path):
+        super().__init__(str(project_dir))
+        self.root = Path(project_dir).resolve()
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        resolved = Path(filename).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise OutsideProject(
+                f"'{template}' resolves to {resolved}, outside the project {self.root}; "
+                "templates may only read files inside the project"
+            )
+        return source, filename, uptodate
+
+
+MAX_POWER_EXPONENT = 256
+MAX_REPEAT_LENGTH = 1_000_000
+
+
+class CappedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox caps range() (at jinja2.sandbox.MAX_RANGE); this also caps `**` and
+    sequence repetition, which would otherwise hang or exhaust memory (even at compile time,
+    where Jinja folds constants)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_POWER_EXPONENT:
+            raise jinja2.exceptions.SecurityError(f"exponent {right} is too large (the limit is {MAX_POWER_EXPONENT})")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int):
+                    if len(sequence) * count > MAX_REPEAT_LENGTH:
+                        raise jinja2.exceptions.SecurityError(
+                            f"repeating a sequence to {len(sequence) * count} items is too large "
+                            f"(the limit is {MAX_REPEAT_LENGTH})"
+                        )
+        return super().call_binop(context, operator, left, right)
+
+
 @functools.lru_cache(maxsize=8)
 def make_environment(project_dir: Path) -> SandboxedEnvironment:
     """One per project: a deploy renders twice (before and after the push) and compiles once.
     Jinja re-reads a template whose file changed (auto_reload)."""
-    return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(project_dir)),
+    return CappedSandbox(
+        loader=ProjectLoader(project_dir),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -91,6 +145,12 @@ def render_specs(
                 )
             if name in seen:
                 raise TemplateError(f"{source}: pipeline '{name}' is also defined in {seen[name]}; rename one")
+            own = _own_output_input(spec.get("input"), name, settings.project, "$.input")
+            if own:
+                raise TemplateError(
+                    f"{source}: {own}: pipeline '{name}' reads its own output repo '{name}' (a cycle of one "
+                    "pipeline); read another repo"
+                )
             seen[name] = source
             rendered.append(RenderedSpec(name=name, source=source, spec=spec))
     return rendered
@@ -112,10 +172,17 @@ def render_template(
         raise TemplateError(f"{source}:{line}: {error.message}; known variables: {known} ({hint})") from None
     except jinja2.exceptions.SecurityError as error:
         raise TemplateError(f"{source}:{_template_line(error, path)}: not allowed in templates: {error}") from None
+    except OutsideProject as error:
+        line = _template_line(error, path)
+        raise TemplateError(f"{source}{'' if line == '?' else ':' + line}: {error}") from None
+    except (OverflowError, MemoryError, RecursionError) as error:
+        raise TemplateError(
+            f"{source}:{_template_line(error, path)}: too large for the template sandbox: {error}"
+        ) from None
     except jinja2.TemplateError as error:
         raise TemplateError(f"{source}:{_template_line(error, path)}: {error}") from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_object_keeping_duplicates)
     except json.JSONDecodeError as error:
         lines = text.splitlines()
         bad_line = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
@@ -123,12 +190,66 @@ def render_template(
             f"{source}: rendered output is not valid JSON at line {error.lineno}, column {error.colno}: "
             f"{error.msg} (near {bad_line[:80]!r})"
         ) from None
+    duplicate = _first_duplicate(document, [])
+    if duplicate:
+        where, key = duplicate
+        raise TemplateError(
+            f"{source}: {where}: key '{key}' appears twice in one object (JSON would keep only the last); "
+            "remove one"
+        )
     specs = document if isinstance(document, list) else [document]
     for index, spec in enumerate(specs):
         if not isinstance(spec, dict):
             where = f"$[{index}]" if isinstance(document, list) else "$"
             raise TemplateError(f"{source}: {where}: a pipeline spec must be a JSON object")
     return specs
+
+
+class _Duplicated(dict):
+    """An object whose text had a key twice; `duplicate` names the first such key."""
+
+    duplicate = ""
+
+
+def _object_keeping_duplicates(pairs):
+    result: dict = {}
+    for key, value in pairs:
+        if key in result and not isinstance(result, _Duplicated):
+            result = _Duplicated(result)
+            result.duplicate = key
+        result[key] = value
+    return result
+
+
+def _first_duplicate(node: Any, parts: list) -> tuple[str, str] | None:
+    if isinstance(node, _Duplicated):
+        return json_path(parts), node.duplicate
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in children:
+        found = _first_duplicate(value, [*parts, key])
+        if found:
+            return found
+    return None
+
+
+def _own_output_input(node: Any, pipeline: str, project: str, path: str) -> str | None:
+    """The JSON path of a pfs input reading `pipeline`'s own output repo, if any."""
+    if isinstance(node, list):
+        for index, child in enumerate(node):
+            found = _own_output_input(child, pipeline, project, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    if not isinstance(node, dict):
+        return None
+    pfs = node.get("pfs")
+    if isinstance(pfs, dict) and pfs.get("repo") == pipeline and pfs.get("project") in (None, "", project):
+        return f"{path}.pfs.repo"
+    for key in ("cross", "union", "join", "group"):
+        found = _own_output_input(node.get(key), pipeline, project, f"{path}.{key}")
+        if found:
+            return found
+    return None
 
 
 def _template_line(error: BaseException, path: Path) -> str:

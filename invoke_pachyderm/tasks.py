@@ -14,7 +14,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from .config import load_settings, to_plain
-from .errors import PachydermToolError
+from .errors import Interrupted, PachydermToolError
 from .flags import Flag, positive_number, task, text
 from .output import Reporter
 
@@ -56,6 +56,11 @@ def handled(function):
                 raise
             reporter.error(error.message)
             raise Exit(code=error.exit_code) from None
+        except KeyboardInterrupt:  # stages that change something say what; the others changed nothing
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            reporter.error(f"interrupted: `{function.__name__.replace('_', '-')}` stopped before it finished")
+            raise Exit(code=Interrupted.exit_code) from None
 
     signature = inspect.signature(function)
     parameters = list(signature.parameters.values())
@@ -150,6 +155,9 @@ DEPLOY_FLAGS = {
         default="setting `wait`, else on when CI is set", negatable=True,
     ),
     "timeout": Flag("seconds to wait for RUNNING", "number > 0", "setting `timeout` (600)", positive_number),
+    "rollback_on_failure": Flag(
+        "implies --wait; if a pipeline does not reach RUNNING in time, restore the replaced versions in one transaction"
+    ),
     "json": JSON,
 }
 
@@ -158,7 +166,7 @@ DEPLOY_FLAGS = {
 @handled
 def deploy(
     c, reporter, skip_tests=None, reprocess=None, dry_run=None, force=None, allow_dirty=None,
-    allow_older=None, rebuild=None, regenerate=None, wait=None, timeout=None, json=None,
+    allow_older=None, rebuild=None, regenerate=None, wait=None, timeout=None, json=None, rollback_on_failure=None,
 ):
     """The whole loop: test, build, push, render, and create or update the changed pipelines."""
     settings = _prepare(c, reporter)
@@ -173,6 +181,7 @@ def deploy(
         regenerate=bool(regenerate),
         wait=wait,
         timeout=timeout,
+        rollback_on_failure=bool(rollback_on_failure),
     )
     artifacts = flow.deploy(settings, reporter, options)
     _github(reporter, "deploy", artifacts, options.dry_run)

@@ -729,6 +729,17 @@ def test_set_delay_slows_every_call(pachd, pachd_client):
     assert time.monotonic() - began >= 0.2
 
 
+def test_set_delay_of_one_method_slows_only_that_method(pachd, pachd_client):
+    pachd.set_delay(1.0, method="/pfs_v2.API/InspectRepo")
+    began = time.monotonic()
+    list(pachd_client.list_repo())
+    assert time.monotonic() - began < 0.5
+    began = time.monotonic()
+    with pytest.raises(grpc.RpcError):
+        pachd_client.inspect_repo("nope")
+    assert time.monotonic() - began >= 1.0
+
+
 def test_reset_forgets_everything_but_the_default_project(pachd, pachd_client, images_repo):
     pachd_client.create_project("vision")
     make_pipeline(pachd_client)

@@ -32,6 +32,7 @@ class Controls:
     def __init__(self, tokens=None):
         self.tokens = as_token_list(tokens)
         self.delay = 0.0
+        self.method_delays: dict[str, float] = {}
         self._lock = threading.Lock()
         self._calls: list[str] = []
         self._faults: dict[str, list[Fault]] = {}
@@ -43,6 +44,7 @@ class Controls:
             self._faults.clear()
             self._stop_on_finish = False
             self.delay = 0.0
+            self.method_delays.clear()
 
     @property
     def calls(self) -> list:
@@ -122,7 +124,7 @@ class ControlInterceptor(grpc.ServerInterceptor):
         failure = self.controls.take_fault(method) or self.controls.auth_failure(
             service, handler_call_details.invocation_metadata
         )
-        delay = self.controls.delay
+        delay = self.controls.method_delays.get(method, self.controls.delay)
         if failure is None and not delay:
             return handler
         return _guarded(handler, delay, failure)

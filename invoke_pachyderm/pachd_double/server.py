@@ -217,8 +217,12 @@ class PachdDouble:
         self.engine.reset()
         self.controls.reset()
 
-    def set_delay(self, seconds: float) -> None:
-        self.controls.delay = seconds
+    def set_delay(self, seconds: float, method: str | None = None) -> None:
+        """Every call, or only gRPC method `method` (e.g. "CreatePipeline"), sleeps first."""
+        if method is None:
+            self.controls.delay = seconds
+        else:
+            self.controls.method_delays[method.rsplit("/", 1)[-1]] = seconds
 
     def fail_next(self, method: str, code: grpc.StatusCode, count: int = 1,
                   message: str = "injected failure") -> None:
