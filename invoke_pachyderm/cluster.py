@@ -218,7 +218,10 @@ class Cluster:
                 stored = json.loads(deployed.user_spec_json)
             except ValueError:
                 stored = {}
-            return user_spec_form(stored, self.project, descriptor), after
+            before = user_spec_form(stored, self.project, descriptor)
+            if before != after and self._same_effect(before, after):
+                return after, after  # e.g. "description": "" or a default written out: no restart
+            return before, after
         rendered = self._round_trip(body)
         if deployed is None:
             return None, normalize_pair({}, rendered, self.project)[1]
@@ -247,28 +250,57 @@ class Cluster:
         return self.normalized(a.spec) == self.normalized(b.spec)
 
     def defaults_changed(self, deployed: DeployedPipeline) -> bool:
-        """The current defaults would give this pipeline another effective spec than it has."""
+        """The current defaults would give this pipeline another effective spec than it has
+        (how SetClusterDefaults(regenerate) picks the pipelines it updates)."""
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
 
-        from .plan import merge_patch, proto_field_names
-
         if not (self.has_defaults and deployed.user_spec_json and deployed.effective_spec_json):
             return False
-        descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
         try:
-            layers = [_defaults_layer(text) for text in self.defaults()]
-            layers.append(json.loads(deployed.user_spec_json))
-            effective: Any = proto_field_names(dict(BUILT_IN_DEFAULTS), descriptor)
-            for layer in layers:
-                effective = merge_patch(effective, proto_field_names(layer, descriptor))
-            now = json_format.ParseDict(effective, pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True)
+            now = self._effective(json.loads(deployed.user_spec_json))
             stored = json_format.ParseDict(
                 json.loads(deployed.effective_spec_json), pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True
             )
         except (ValueError, AttributeError, TypeError, json_format.ParseError):
             return False  # not ours to judge: the diff of the user spec still decides
+        now.ClearField("pipeline")
+        stored.ClearField("pipeline")
         return now != stored
+
+    def _same_effect(self, before: dict[str, Any], after: dict[str, Any]) -> bool:
+        """Two user specs that differ as written but give the same effective spec under today's
+        defaults (compared as protobuf messages, as pachd's proto.Equal): updating would only
+        restart the pipeline. Fields the client's protos do not know are compared as written."""
+        from google.protobuf import json_format
+
+        try:
+            same = self._effective(before) == self._effective(after)
+        except (ValueError, AttributeError, TypeError, json_format.ParseError):
+            return False
+        known = {f.name for f in self._request_descriptor().fields}
+        unknown = [{k: v for k, v in form.items() if k not in known} for form in (before, after)]
+        return same and unknown[0] == unknown[1]
+
+    @staticmethod
+    def _request_descriptor():
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        return pps_pb2.CreatePipelineRequest.DESCRIPTOR
+
+    def _effective(self, user_spec: Mapping[str, Any]):
+        """makeEffectiveSpec's merge (built-in <- cluster <- project <- user), as a message."""
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        from .plan import merge_patch, proto_field_names
+
+        descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+        layers = [_defaults_layer(text) for text in self.defaults()] + [dict(user_spec)]
+        effective: Any = proto_field_names(dict(BUILT_IN_DEFAULTS), descriptor)
+        for layer in layers:
+            effective = merge_patch(effective, proto_field_names(layer, descriptor))
+        return json_format.ParseDict(effective, pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True)
 
     # -- writing -------------------------------------------------------------------------
     def apply(self, specs: list[tuple[RenderedSpec, dict[str, Any], bool]], reprocess: bool) -> None:

@@ -56,11 +56,38 @@ def test_compared_specs_ignore_key_forms_and_pachd_defaults(pachd, target):
              "input": {"pfs": {"glob": "/*", "repo": "images"}}}
     before, after = cluster.compare_forms(deployed, camel)
     assert before == after
-    # a value equal to pachd's default: below 2.8 the same stored spec; from 2.8 on a change of the
-    # user spec (it now pins 3 against later cluster/project defaults), so it is updated
-    pinned = {**camel, "datumTries": "3"}
+    # a value equal to pachd's default, or a zero value written out, stores the same effective
+    # spec: no update (it would only restart the pipeline)
+    pinned = {**camel, "datumTries": "3", "description": "", "autoscaling": False}
     before, after = cluster.compare_forms(deployed, pinned)
+    assert before == after
+
+
+def test_explicit_false_against_a_true_default_is_a_change(pachd, target):
+    """pachd >= 2.8: `"autoscaling": false` overrides a project default of true, so writing it out
+    changes the effective spec; below 2.8 false is the only meaning and nothing changes."""
+    if pachd.has_defaults:
+        pachd.set_project_defaults('{"createPipelineRequest": {"autoscaling": true}}')
+    cluster = Cluster(target, "default")
+    cluster.apply(batch(spec("a")), reprocess=False)
+    deployed = cluster.deployed()["a"]
+    before, after = cluster.compare_forms(deployed, {**spec("a"), "autoscaling": False})
     assert (before != after) == pachd.has_defaults
+
+
+def test_a_pipeline_made_by_the_legacy_create_is_not_restarted_for_zero_values(pachd, target):
+    """Made with CreatePipeline (an older client): pachd >= 2.8 stored protojson of the request,
+    without `"description": ""`; the rendered spec has it. Same effective spec: unchanged."""
+    import python_pachyderm
+
+    client = python_pachyderm.Client(host="127.0.0.1", port=pachd.port)
+    cluster = Cluster(target, "default")
+    client.create_pipeline_from_request(cluster.request(spec("a"), update=False, reprocess=False))
+    deployed = cluster.deployed()["a"]
+    before, after = cluster.compare_forms(deployed, {**spec("a"), "description": ""})
+    assert before == after
+    before, after = cluster.compare_forms(deployed, {**spec("a"), "description": "new"})
+    assert before != after
     before, after = cluster.compare_forms(deployed, spec("a", image="busybox:2"))
     assert before != after
     assert cluster.has_defaults == pachd.has_defaults
