@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
+from . import __version__, source
 from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
 from .config import Settings, is_ci, resolve_pachd
 from .errors import GitStateError, PachdError, RefusedError, TestsFailed
@@ -26,6 +26,10 @@ from .tagging import image_tag
 def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -> Artifacts:
     """Read git, refuse a dirty tree unless allowed, give every image its tag."""
     git = read_git_info(settings.project_dir, ignore=(settings.out_dir,))
+    source.check_out_dir(settings)  # the dirty check skips out_dir: it may hold nothing that counts
+    source.check_checkout_is_the_commit(settings.project_dir, git)
+    if not allow_dirty:
+        source.check_templates_committed(settings)
     configs = settings.require_images() if need_images else settings.image_configs
     images = {
         config.name: ImageArtifact(
