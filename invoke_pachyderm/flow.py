@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, source
+from . import __version__, secrecy, source
 from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
 from .config import Settings, is_ci, resolve_pachd
 from .errors import GitStateError, PachdError, RefusedError, TestsFailed
@@ -95,6 +95,7 @@ def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -
     specs = render_specs(settings, artifacts)
     for spec in specs:
         add_provenance(spec, settings, artifacts)
+    secrecy.refuse_secrets_in_specs(specs, secrecy.known_secrets(settings))
     artifacts.specs = specs
     if write:
         write_specs(specs, settings.project_dir / settings.out_dir)

@@ -17,8 +17,10 @@ from invoke.exceptions import Exit
 from .config import load_settings, to_plain
 from .errors import ConfigError, PachydermToolError
 from .output import Reporter
+from .secrecy import install_log_filter
 
 CONFIG_SECTION = "pachyderm"
+install_log_filter()  # `invoke --debug` logs the configuration, secrets included, before any task runs
 
 
 class _LazyFlow:
