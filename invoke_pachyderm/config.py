@@ -38,6 +38,7 @@ KEYS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "tag": ((str,), "{commit}", "image tag template ({commit}, {short_commit}, {branch}) or 'inputs'"),
     "specs": ((str, list), ["templates/*.json.j2"], "glob(s) of pipeline spec templates"),
     "out_dir": ((str,), "build/pipelines", "directory for rendered specs"),
+    "generated_inputs": ((list,), [], "globs of generated (git-ignored) files to add to the build context"),
     "test_command": ((str,), "python -m pytest", "command that runs the project's tests"),
     "pachd_address": ((str,), None, "pachd address, grpc://host:port or grpcs://host:port"),
     "token": ((str,), None, "pachd auth token"),

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
+from . import __version__, secrecy, source
 from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
 from .config import Settings, check_build_files, is_ci, resolve_pachd
 from .errors import ConfigError, GitStateError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
@@ -27,6 +27,10 @@ from .tagging import image_tag
 def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -> Artifacts:
     """Read git, refuse a dirty tree unless allowed, give every image its tag."""
     git = read_git_info(settings.project_dir, ignore=(settings.out_dir,))
+    source.check_out_dir(settings)  # the dirty check skips out_dir: it may hold nothing that counts
+    source.check_checkout_is_the_commit(settings.project_dir, git)
+    if not allow_dirty:
+        source.check_templates_committed(settings)
     configs = settings.require_images() if need_images else settings.image_configs
     for config in configs if need_images else ():
         check_build_files(settings, config)
@@ -102,6 +106,7 @@ def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -
     specs = render_specs(settings, artifacts)
     for spec in specs:
         add_provenance(spec, settings, artifacts)
+    secrecy.refuse_secrets_in_specs(specs, secrecy.known_secrets(settings))
     artifacts.specs = specs
     if write:
         write_specs(specs, settings.project_dir / settings.out_dir)

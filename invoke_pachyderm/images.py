@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from . import source
 from .artifacts import ImageArtifact
 from .config import ImageConfig, Settings
 from .errors import DockerError, RegistryError
@@ -291,7 +292,8 @@ def build_and_push_all(
                 log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began)})")
                 return
         client = client or docker_client()
-        build_image(client, settings.project_dir, configs[name], artifact, oci_labels(git, artifact), log)
+        with source.build_source(settings, configs[name], git) as source_dir:
+            build_image(client, source_dir, configs[name], artifact, oci_labels(git, artifact), log)
         push_image(client, artifact, auth, log)
         log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
 
@@ -319,7 +321,8 @@ def build_all(settings: Settings, git: GitInfo, images: dict[str, ImageArtifact]
     def one(name: str) -> None:
         began = time.monotonic()
         artifact, log = images[name], log_for(name)
-        build_image(docker_client(), settings.project_dir, configs[name], artifact, oci_labels(git, artifact), log)
+        with source.build_source(settings, configs[name], git) as source_dir:
+            build_image(docker_client(), source_dir, configs[name], artifact, oci_labels(git, artifact), log)
         log(f"built {artifact.ref} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)

@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any, Iterator, Mapping, TextIO
 
+from .secrecy import mask_values, redaction_values
+
 
 class Reporter:
     def __init__(
@@ -33,15 +35,19 @@ class Reporter:
         return self.environ.get("GITHUB_ACTIONS") == "true"
 
     def add_secret(self, secret: str | None) -> None:
-        if not secret or secret in self.secrets:
+        """Redact it from now on; in GitHub Actions mask it (a multi-line one line by line, see secrecy)."""
+        new = [value for value in redaction_values(secret) if value not in self.secrets]
+        if not new:
             return
-        self.secrets.append(secret)
+        self.secrets.extend(new)
         self.secrets.sort(key=len, reverse=True)
         if self.in_github_actions:
             # Must come before anything else prints the value. The runner reads workflow commands
             # on stderr too; in --json mode stdout carries nothing but the one JSON document.
             stream = self.log_stream if self.json_mode else self.out_stream
-            print(f"::add-mask::{secret}", file=stream, flush=True)
+            for value in mask_values(secret):
+                if value in new:
+                    print(f"::add-mask::{value}", file=stream, flush=True)
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:

@@ -14,15 +14,19 @@ INPUTS = "inputs"
 
 
 def image_tag(settings: Settings, image: ImageConfig, git: GitInfo, allow_dirty: bool = False) -> str:
-    if settings.tag == INPUTS:
-        return "inputs-" + inputs_digest(settings.project_dir, image)[:32]
-    if git.dirty:
+    if git.dirty:  # in every tag mode: an inputs hash is claimed for the commit too
         if not allow_dirty:
+            claim = "an inputs hash" if settings.tag == INPUTS else f"the tag {git.commit}"
             raise GitStateError(
-                f"{settings.project_dir}: the working tree has uncommitted changes, so the tag "
-                f"{git.commit} would lie; commit them, or pass --allow-dirty"
+                f"{settings.project_dir}: the working tree has uncommitted changes, so {claim} "
+                "would lie; commit them, or pass --allow-dirty"
             )
         return f"dirty-{git.short_commit}-{git.dirty_digest}"
+    if settings.tag == INPUTS:
+        from .source import build_source
+
+        with build_source(settings, image, git) as source_dir:  # hash exactly what will be built
+            return "inputs-" + inputs_digest(source_dir, image)[:32]
     try:
         tag = settings.tag.format(
             commit=git.commit, short_commit=git.short_commit, branch=sanitize_tag_part(git.branch)

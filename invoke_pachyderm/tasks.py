@@ -17,8 +17,10 @@ from .config import load_settings, to_plain
 from .errors import Interrupted, PachydermToolError
 from .flags import Flag, positive_number, task, text
 from .output import Reporter
+from .secrecy import install_log_filter
 
 CONFIG_SECTION = "pachyderm"
+install_log_filter()  # `invoke --debug` logs the configuration, secrets included, before any task runs
 
 
 class _LazyFlow:

@@ -87,4 +87,10 @@ else
     "$VENV/bin/python" -m pip install -q -e '.[test]'
     echo "$want" >"$stamp"
 fi
+# zizmor checks the GitHub Actions files (scripts/zizmor.sh, run by .ci/run); a wheel with its binary.
+ZIZMOR_VERSION=1.32.0
+if [[ "$("$VENV/bin/zizmor" --version 2>/dev/null)" != "zizmor $ZIZMOR_VERSION" ]]; then
+    log "pip install zizmor==$ZIZMOR_VERSION"
+    "$VENV/bin/python" -m pip install -q "zizmor==$ZIZMOR_VERSION"
+fi
 log "done"

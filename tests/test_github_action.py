@@ -193,6 +193,7 @@ def github_env(home: Path, runner_python: Path, action_path: Path, workspace: Pa
         DOCKER_HOST=services.docker_host,
         PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
+    (home / "runner-temp").mkdir(exist_ok=True)  # the runner's RUNNER_TEMP always exists
     return env
 
 
@@ -353,6 +354,37 @@ def test_action_fails_on_the_first_failing_task_with_its_exit_code(tmp_path, hom
     assert bad.returncode == 2 and "::error::dry-run must be true or false, not 'maybe'" in bad.log
 
 
+def test_action_logs_out_on_failure_and_masks_a_multi_line_secret_line_by_line(
+    tmp_path, home, runner_python, action_path, services, auth_registry,
+):
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    local = clean_env(home)
+    git(workspace, local, "init", "-q", "-b", "main")
+    (workspace / "tasks.py").write_text("from invoke_pachyderm import ns\n")
+    (workspace / "pyproject.toml").write_text('[tool.invoke-pachyderm]\nimage = "localhost:5000/x"\ntest_command = "exit 3"\n')
+    head = commit_all(workspace, local, "Broken tests")
+    env = github_env(home, runner_python, action_path, workspace, write_event(tmp_path / "event.json", head, head),
+                     head, services)
+    key = '{\n  "type": "service_account",\n  "private_key_id": "k3y-1d-0123456789"\n}\n'
+    run = run_action(
+        {"tasks": "test", "python-version": "", "pachd-token": key, "registry": auth_registry.host,
+         "registry-username": auth_registry.username, "registry-password": auth_registry.password},
+        workspace, env, tmp_path / "runner",
+    )
+    assert run.returncode == 5, run.log
+    assert "Login Succeeded" in run.log
+    assert f"invoke-pachyderm action: logged out of {auth_registry.host}" in run.log
+    assert not list((home / "runner-temp").iterdir())  # the run's DOCKER_CONFIG is gone
+    docker_config = home / ".docker" / "config.json"
+    assert not docker_config.exists() or auth_registry.host not in docker_config.read_text()
+    masks = {line.removeprefix("::add-mask::") for line in run.log.splitlines() if line.startswith("::add-mask::")}
+    assert masks == {'"type": "service_account",', '"private_key_id": "k3y-1d-0123456789"', auth_registry.password}
+    for line in run.log.splitlines():
+        assert line.startswith("::add-mask::") or not any(
+            part in line for part in ("service_account", "k3y-1d-0123456789", auth_registry.password)), line
+
+
 def test_workflows_parse_and_use_only_inputs_and_outputs_the_action_has():
     from invoke_pachyderm.tasks import ns
 
@@ -370,7 +402,8 @@ def test_workflows_parse_and_use_only_inputs_and_outputs_the_action_has():
                 if "invoke-pachyderm@" not in step.get("uses", ""):
                     continue
                 uses_action += 1
-                assert step["uses"] == "your-org/invoke-pachyderm@v0"  # the documented placeholder
+                # the documented placeholder, pinned by commit SHA like every action
+                assert step["uses"] == "your-org/invoke-pachyderm@" + "0" * 40
                 given = set(step.get("with", {}))
                 assert given <= set(ACTION["inputs"]), f"{path} job {job_name}: {given - set(ACTION['inputs'])}"
                 for line in str(step["with"].get("tasks", "deploy")).splitlines():
@@ -383,5 +416,6 @@ def test_workflows_parse_and_use_only_inputs_and_outputs_the_action_has():
                 assert step_id in step_ids and name in ACTION["outputs"], f"{path}: steps.{step_id}.outputs.{name}"
         assert uses_action >= 2, path
     jobs = yaml.safe_load(WORKFLOW_TEMPLATES[0].read_text())["jobs"]
-    pr_tasks = jobs["check"]["steps"][1]["with"]["tasks"].split("\n")
-    assert [t for t in pr_tasks if t] == ["test", "render-spec --check", "deploy --dry-run"]
+    pr_tasks = jobs["test"]["steps"][1]["with"]["tasks"].split("\n")
+    assert [t for t in pr_tasks if t] == ["test", "render-spec --check"]
+    assert jobs["plan"]["steps"][1]["with"]["tasks"] == "deploy --dry-run"

@@ -170,3 +170,20 @@ def test_no_github_files_without_their_variables(tmp_path, monkeypatch):
     rep.github_outputs({"a": "b"})
     rep.github_summary("summary")
     assert list(tmp_path.iterdir()) == []
+
+
+JSON_KEY = '{\n  "type": "service_account",\n  "private_key": "-----BEGIN KEY-----\\nMIIEvQIBADANBg\\n-----END KEY-----\\n",\n  "n": 1\n}\n'
+
+
+def test_a_multi_line_secret_is_masked_line_by_line_but_never_a_short_fragment():
+    rep, out, log = reporter(environ={"GITHUB_ACTIONS": "true"}, secrets=(JSON_KEY,))
+    masks = [line.removeprefix("::add-mask::") for line in out.getvalue().splitlines()]
+    assert masks == ['"type": "service_account",', '"private_key": "-----BEGIN KEY-----\\nMIIEvQIBADANBg\\n-----END KEY-----\\n",']
+    assert all(len(mask) >= 8 for mask in masks)  # no lone `{`, `}` or `"n": 1`
+    rep.info("the key's second line: " + JSON_KEY.splitlines()[1])
+    assert "service_account" not in log.getvalue()
+
+
+def test_a_one_line_secret_is_masked_whole_whatever_its_length():
+    _, out, _ = reporter(environ={"GITHUB_ACTIONS": "true"}, secrets=("s3cr", "with-newline-at-end\n"))
+    assert out.getvalue().splitlines() == ["::add-mask::s3cr", "::add-mask::with-newline-at-end"]

@@ -161,18 +161,42 @@ def digest(project: Path, **overrides) -> str:
     return inputs_digest(project, image(**overrides))
 
 
+def committed(project: Path) -> GitInfo:
+    run_git(project, "init", "-q", "-b", "main")
+    commit_all(project)
+    return read_git_info(project, environ={})
+
+
 def test_inputs_tag_format(ctx):
     settings = load_settings(ctx, flags={"tag": "inputs"}, environ={})
-    tag = image_tag(settings, image(), git_info())
+    tag = image_tag(settings, image(), committed(ctx))
     assert tag == "inputs-" + digest(ctx)[:32]
     assert re.fullmatch(r"inputs-[0-9a-f]{32}", tag)
 
 
-def test_inputs_tag_does_not_need_git_and_ignores_dirtiness(ctx):
+def test_inputs_tag_is_the_same_for_commits_with_the_same_image_inputs(ctx):
     settings = load_settings(ctx, flags={"tag": "inputs"}, environ={})
-    dirty = GitInfo(commit="a" * 40, branch="main", dirty=True, dirty_digest="abc", repo_url=None)
-    clean = GitInfo(commit="b" * 40, branch="other", dirty=False, dirty_digest=None, repo_url=None)
-    assert image_tag(settings, image(), dirty) == image_tag(settings, image(), clean)
+    first = image_tag(settings, image(), committed(ctx))
+    (ctx / "outside.txt").write_text("docs only\n")
+    assert image_tag(settings, image(), read_git_info(ctx, environ={}), allow_dirty=True).startswith("dirty-")
+    second = commit_all(ctx)
+    assert image_tag(settings, image(), read_git_info(ctx, environ={})) == first
+
+
+def test_inputs_tag_refuses_a_dirty_tree(ctx):
+    settings = load_settings(ctx, flags={"tag": "inputs"}, environ={})
+    committed(ctx)
+    (ctx / "ctx" / "src" / "main.py").write_text("print('uncommitted')\n")
+    with pytest.raises(GitStateError, match="an inputs hash would lie"):
+        image_tag(settings, image(), read_git_info(ctx, environ={}))
+
+
+def test_inputs_tag_hashes_the_commit_not_files_git_ignores(ctx):
+    settings = load_settings(ctx, flags={"tag": "inputs"}, environ={})
+    (ctx / ".gitignore").write_text("*.bin\n")
+    before = image_tag(settings, image(), committed(ctx))
+    (ctx / "ctx" / "blob.bin").write_bytes(b"\0" * 1000)
+    assert image_tag(settings, image(), read_git_info(ctx, environ={})) == before
 
 
 def test_inputs_digest_is_stable(ctx):
