@@ -241,6 +241,26 @@ def rollback(c, reporter, to=None, json=None):
     )
 
 
+@task(
+    help={
+        "format": "mermaid (default; GitHub and GitLab render it in Markdown) or dot (Graphviz)",
+        "allow_dirty": DIRTY_HELP,
+        "json": JSON_HELP,
+    }
+)
+@handled
+def graph(c, reporter, format="mermaid", allow_dirty=False, json=False):
+    """Draw the deploy plan: input repos -> pipelines, marked create / update / unchanged / deleted."""
+    from . import graph as plan_graph
+
+    if format not in plan_graph.FORMATS:
+        raise ConfigError(f"task flag: --format={format!r}: use one of {', '.join(plan_graph.FORMATS)}")
+    settings = _prepare(c, reporter)
+    artifacts, drawn = plan_graph.plan_graph(settings, reporter, allow_dirty)
+    text = plan_graph.FORMATS[format](drawn)
+    reporter.result({**drawn.to_json(), "commit": artifacts.git.commit, format: text}, text.rstrip("\n"))
+
+
 INIT_HELP = {
     "dir": "directory of the project (default: this project's directory)",
     "name": "project and pipeline name (default: the directory's name)",
@@ -295,3 +315,4 @@ def hooks_uninstall(c, reporter, json=None):
 
 hooks_collection = Collection("hooks", hooks_install, hooks_uninstall)
 ns = Collection(test, build, push, render_spec, deploy, status, rollback, init, hooks_collection)
+ns.add_task(graph)
