@@ -268,19 +268,20 @@ INIT_HELP = {
     "input_repo": "the Pachyderm repo the pipeline reads (default: data)",
     "base_image": "base image of the Dockerfile (default: python:3.12-slim)",
     "force": "overwrite files that exist and differ (pyproject.toml: only [tool.invoke-pachyderm])",
+    "ci": "the CI configuration to write: github (default) or gitlab (.gitlab-ci.yml)",
     "json": JSON_HELP,
 }
 
 
 @task(optional=["force", "json"], help=INIT_HELP)
 @handled
-def init(c, reporter, dir=None, name=None, image=None, input_repo=None, base_image=None, force=None, json=None):
+def init(c, reporter, dir=None, name=None, image=None, input_repo=None, base_image=None, force=None, json=None, ci="github"):
     """Write the files of a working project (also: the `invoke-pachyderm init` command)."""
     from .scaffold import scaffold
 
     result = scaffold(
         Path(dir) if dir else project_dir(c), name=name, image=image, input_repo=input_repo,
-        base_image=base_image, force=bool(_flag(force)),
+        base_image=base_image, force=bool(_flag(force)), ci=ci,
     )
     reporter.result(result.to_json(), result.human())
 
