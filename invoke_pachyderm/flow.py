@@ -179,7 +179,9 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
     if wait:
         touched = [c.name for c in artifacts.changes if c.action != "unchanged"]
         with reporter.group("wait for pipelines to run"):
-            cluster.wait_running(touched, options.timeout or settings.timeout, reporter.info)
+            from .watch import wait_running
+
+            wait_running(cluster, touched, options.timeout or settings.timeout, reporter.info)
     return artifacts
 
 
