@@ -14,6 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .artifacts import Artifacts, RenderedSpec
 from .config import ConfigError, Settings
 from .errors import TemplateError
+from .spec_formats import parse_rendered
 from .validate import validate_spec
 
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
@@ -114,15 +115,7 @@ def render_template(
         raise TemplateError(f"{source}:{_template_line(error, path)}: not allowed in templates: {error}") from None
     except jinja2.TemplateError as error:
         raise TemplateError(f"{source}:{_template_line(error, path)}: {error}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        lines = text.splitlines()
-        bad_line = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
-        raise TemplateError(
-            f"{source}: rendered output is not valid JSON at line {error.lineno}, column {error.colno}: "
-            f"{error.msg} (near {bad_line[:80]!r})"
-        ) from None
+    document = parse_rendered(text, source)
     specs = document if isinstance(document, list) else [document]
     for index, spec in enumerate(specs):
         if not isinstance(spec, dict):
