@@ -28,6 +28,7 @@ INIT_HELP = {
         f"base image of the Dockerfile (default: {DEFAULT_BASE_IMAGE}); it needs /bin/sh, grep "
         "and, if requirements.txt lists packages, python -m pip"
     ),
+    "ci": "the CI configuration to write: github (.github/workflows/pachyderm.yml, the default) or gitlab (.gitlab-ci.yml)",
     "force": "overwrite files that exist and differ (pyproject.toml: replace only [tool.invoke-pachyderm])",
     "json": "print one JSON document on stdout (logs go to stderr)",
 }
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--image", help=INIT_HELP["image"])
     init.add_argument("--input-repo", help=INIT_HELP["input_repo"])
     init.add_argument("--base-image", help=INIT_HELP["base_image"])
+    init.add_argument("--ci", choices=("github", "gitlab"), default="github", help=INIT_HELP["ci"])
     init.add_argument("--force", action="store_true", help=INIT_HELP["force"])
     init.add_argument("--json", action="store_true", help=INIT_HELP["json"])
     return parser
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 input_repo=args.input_repo,
                 base_image=args.base_image,
                 force=args.force,
+                ci=args.ci,
             )
             reporter.result(result.to_json(), result.human())
     except PachydermToolError as error:

@@ -218,7 +218,9 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
         touched = [c.name for c in artifacts.changes if c.action != "unchanged"]
         try:
             with reporter.group("wait for pipelines to run"):
-                cluster.wait_running(touched, options.timeout or settings.timeout, reporter.info)
+                from .watch import wait_running
+
+                wait_running(cluster, touched, options.timeout or settings.timeout, reporter.info)
         except HealthError as error:
             if not options.rollback_on_failure:
                 raise

@@ -83,7 +83,8 @@ def summary(task: str, artifacts: Artifacts, dry_run: bool | None = None) -> str
 def _changes(artifacts: Artifacts, dry_run: bool | None) -> list[str]:
     if not artifacts.changes:
         return ["No pipelines."]
-    lines = ["| pipeline | action | version |", "| --- | --- | --- |"]
+    lines = _mermaid(artifacts)
+    lines += ["| pipeline | action | version |", "| --- | --- | --- |"]
     for change in artifacts.changes:
         action = change.action if dry_run or change.action == "unchanged" else change.action + "d"
         if dry_run and change.action != "unchanged":
@@ -103,6 +104,13 @@ def _changes(artifacts: Artifacts, dry_run: bool | None) -> list[str]:
                 "",
             ]
     return lines
+
+
+def _mermaid(artifacts: Artifacts) -> list[str]:
+    """The plan as a graph; GitHub renders ```mermaid blocks."""
+    from .graph import build_graph, to_mermaid
+
+    return ["```mermaid", to_mermaid(build_graph(artifacts.specs, artifacts.changes)).rstrip("\n"), "```", ""]
 
 
 def _version(change) -> str:

@@ -12,6 +12,7 @@ from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import GitStateError
+from .gitlab import gitlab_overrides
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def read_git_info(
         raise GitStateError(f"{project_dir}: the repository has no commit yet; commit your work first")
     branch = git(project_dir, "rev-parse", "--abbrev-ref", "HEAD", check=False)
     commit, branch = github_overrides(commit, branch, environ)
+    commit, branch = gitlab_overrides(commit, branch, environ)
     excludes = [f":(exclude){path}" for path in ignore]
     status = git(project_dir, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes)
     dirty = bool(status)

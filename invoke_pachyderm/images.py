@@ -15,6 +15,7 @@ from .artifacts import ImageArtifact
 from .config import ImageConfig, Settings
 from .errors import DockerError, RegistryError
 from .gitinfo import GitInfo
+from .progress import TransferProgress
 
 Log = Callable[[str], None]
 
@@ -80,16 +81,20 @@ def build_image(
             forcerm=True,
             decode=True,
         )
-        for chunk in stream:
-            if "error" in chunk or "errorDetail" in chunk:
-                detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
-                raise DockerError(f"image {artifact.ref}: build failed: {detail.strip()}")
-            text = chunk.get("stream", "")
-            for line in text.splitlines():
-                if line.strip():
-                    log(line.rstrip())
-                if line.startswith("Step "):
-                    step = f"at {line.strip()[:120]}"
+        with TransferProgress("pull", log) as pull:  # of the base image, when the daemon lacks it
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                    raise DockerError(f"image {artifact.ref}: build failed: {detail.strip()}")
+                pull.feed(chunk)
+                text = chunk.get("stream", "")
+                for line in text.splitlines():
+                    if line.strip():
+                        pull.say(line.rstrip())
+                    if line.startswith("Step "):
+                        step = f"at {line.strip()[:120]}"
+        if pull.summary():
+            log(pull.summary())
     except docker.errors.APIError as error:
         raise DockerError(f"image {artifact.ref}: build failed: {_short(error)}") from None
     except (docker.errors.DockerException, OSError) as error:
@@ -112,18 +117,22 @@ def push_image(client, artifact: ImageArtifact, auth: dict[str, str] | None, log
         stream = client.api.push(
             artifact.repository, tag=artifact.tag, stream=True, decode=True, auth_config=auth
         )
-        for chunk in stream:
-            if "errorDetail" in chunk or "error" in chunk:
-                detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
-                raise RegistryError(f"push of {artifact.ref} failed {step}: {detail}{_auth_hint(detail)}")
-            aux = chunk.get("aux") or {}
-            if aux.get("Digest"):
-                artifact.digest = aux["Digest"]
-            status = chunk.get("status")
-            if status and chunk.get("id") and not status.startswith("Retrying"):
-                step = f"at layer {chunk['id']} ({status.split(' ')[0].lower()})"
-            if status and not chunk.get("progressDetail"):
-                log(f"{chunk.get('id', '')}: {status}".strip(": "))
+        with TransferProgress("push", log) as progress:
+            for chunk in stream:
+                if "errorDetail" in chunk or "error" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                    raise RegistryError(f"push of {artifact.ref} failed {step}: {detail}{_auth_hint(detail)}")
+                aux = chunk.get("aux") or {}
+                if aux.get("Digest"):
+                    artifact.digest = aux["Digest"]
+                progress.feed(chunk)
+                status = chunk.get("status")
+                if status and chunk.get("id") and not status.startswith("Retrying"):
+                    step = f"at layer {chunk['id']} ({status.split(' ')[0].lower()})"
+                if status and not chunk.get("progressDetail"):
+                    progress.say(f"{chunk.get('id', '')}: {status}".strip(": "))
+        if progress.summary():
+            log(progress.summary())
     except docker.errors.APIError as error:
         raise RegistryError(f"push of {artifact.ref} failed: {_short(error)}") from None
     except (docker.errors.DockerException, OSError, urllib3.exceptions.HTTPError) as error:

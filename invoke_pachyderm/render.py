@@ -14,6 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .artifacts import Artifacts, RenderedSpec
 from .config import ConfigError, Settings
 from .errors import TemplateError
+from .spec_formats import is_yaml, parse_rendered
 from .validate import json_path, validate_spec
 
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
@@ -181,22 +182,25 @@ def render_template(
         ) from None
     except jinja2.TemplateError as error:
         raise TemplateError(f"{source}:{_template_line(error, path)}: {error}") from None
-    try:
-        document = json.loads(text, object_pairs_hook=_object_keeping_duplicates)
-    except json.JSONDecodeError as error:
-        lines = text.splitlines()
-        bad_line = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
-        raise TemplateError(
-            f"{source}: rendered output is not valid JSON at line {error.lineno}, column {error.colno}: "
-            f"{error.msg} (near {bad_line[:80]!r})"
-        ) from None
-    duplicate = _first_duplicate(document, [])
-    if duplicate:
-        where, key = duplicate
-        raise TemplateError(
-            f"{source}: {where}: key '{key}' appears twice in one object (JSON would keep only the last); "
-            "remove one"
-        )
+    if is_yaml(source):
+        document = parse_rendered(text, source)
+    else:
+        try:
+            document = json.loads(text, object_pairs_hook=_object_keeping_duplicates)
+        except json.JSONDecodeError as error:
+            lines = text.splitlines()
+            bad_line = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
+            raise TemplateError(
+                f"{source}: rendered output is not valid JSON at line {error.lineno}, column {error.colno}: "
+                f"{error.msg} (near {bad_line[:80]!r})"
+            ) from None
+        duplicate = _first_duplicate(document, [])
+        if duplicate:
+            where, key = duplicate
+            raise TemplateError(
+                f"{source}: {where}: key '{key}' appears twice in one object (JSON would keep only the last); "
+                "remove one"
+            )
     specs = document if isinstance(document, list) else [document]
     for index, spec in enumerate(specs):
         if not isinstance(spec, dict):

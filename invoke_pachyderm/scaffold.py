@@ -48,6 +48,8 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE = re.compile(
     rf"^(?:(?P<host>[A-Za-z0-9.-]+(?::[0-9]+)?)/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$"
 )
+# `--ci`: which CI configuration is written; the others' files are left out.
+CI_FILES = {"github": ".github/workflows/pachyderm.yml", "gitlab": ".gitlab-ci.yml"}
 _PLACEHOLDER = re.compile(r"%%([a-z_]+)%%")
 _HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 
@@ -211,12 +213,17 @@ def fill(text: str, values: ScaffoldValues, source: str) -> str:
     return _PLACEHOLDER.sub(replace, text)
 
 
-def render_templates(values: ScaffoldValues) -> dict[str, str]:
-    """Target relative path -> content, for every template file."""
+def render_templates(values: ScaffoldValues, ci: str = "github") -> dict[str, str]:
+    """Target relative path -> content, for every template file (of the chosen CI only)."""
+    if ci not in CI_FILES:
+        raise ConfigError(f"--ci {ci!r}: use one of {', '.join(CI_FILES)}")
+    skipped = {path for name, path in CI_FILES.items() if name != ci}
     files = {}
     for parts, entry in iter_templates():
         source = "/".join(parts)
-        files[target_path(parts, values)] = fill(entry.read_text(encoding="utf-8"), values, source)
+        target = target_path(parts, values)
+        if target not in skipped:
+            files[target] = fill(entry.read_text(encoding="utf-8"), values, source)
     return files
 
 
@@ -228,6 +235,7 @@ def scaffold(
     input_repo: str | None = None,
     base_image: str | None = None,
     force: bool = False,
+    ci: str = "github",
 ) -> ScaffoldResult:
     directory = Path(directory).expanduser().resolve()
     if directory.exists() and not directory.is_dir():
@@ -236,7 +244,7 @@ def scaffold(
     values = make_values(
         directory, name or known.get("name"), image or known.get("image"), input_repo, base_image
     )
-    files = render_templates(values)
+    files = render_templates(values, ci)
     directory.mkdir(parents=True, exist_ok=True)
     result = ScaffoldResult(directory=directory, values=values)
     for relative, content in files.items():

@@ -14,7 +14,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from .config import load_settings, to_plain
-from .errors import Interrupted, PachydermToolError
+from .errors import Interrupted, PachydermToolError, UsageError
 from .flags import Flag, positive_number, task, text
 from .output import Reporter
 from .secrecy import install_log_filter
@@ -244,6 +244,28 @@ def rollback(c, reporter, to=None, json=None):
     )
 
 
+GRAPH_FLAGS = {
+    "format": Flag("mermaid (GitHub and GitLab render it in Markdown) or dot (Graphviz)", "mermaid|dot", "mermaid", text),
+    "allow_dirty": ALLOW_DIRTY,
+    "json": JSON,
+}
+
+
+@task(flags=GRAPH_FLAGS)
+@handled
+def graph(c, reporter, format=None, allow_dirty=None, json=None):
+    """Draw the deploy plan: input repos -> pipelines, marked create / update / unchanged / deleted."""
+    from . import graph as plan_graph
+
+    format = format or "mermaid"
+    if format not in plan_graph.FORMATS:
+        raise UsageError(f"graph --format: {format!r} is not one of {', '.join(plan_graph.FORMATS)}")
+    settings = _prepare(c, reporter)
+    artifacts, drawn = plan_graph.plan_graph(settings, reporter, bool(allow_dirty))
+    text = plan_graph.FORMATS[format](drawn)
+    reporter.result({**drawn.to_json(), "commit": artifacts.git.commit, format: text}, text.rstrip("\n"))
+
+
 INIT_FLAGS = {
     "dir": Flag("directory of the project", "path", "this project's directory", text),
     "name": Flag("project and pipeline name", "name", "the directory's name", text),
@@ -251,19 +273,20 @@ INIT_FLAGS = {
     "input_repo": Flag("the Pachyderm repo the pipeline reads", "repo", "data", text),
     "base_image": Flag("base image of the Dockerfile", "image", "python:3.12-slim", text),
     "force": Flag("overwrite files that exist and differ (pyproject.toml: only [tool.invoke-pachyderm])"),
+    "ci": Flag("the CI configuration to write: github or gitlab (.gitlab-ci.yml)", "github|gitlab", "github", text),
     "json": JSON,
 }
 
 
 @task(flags=INIT_FLAGS)
 @handled
-def init(c, reporter, dir=None, name=None, image=None, input_repo=None, base_image=None, force=None, json=None):
+def init(c, reporter, dir=None, name=None, image=None, input_repo=None, base_image=None, force=None, json=None, ci=None):
     """Write the files of a working project (also: the `invoke-pachyderm init` command)."""
     from .scaffold import scaffold
 
     result = scaffold(
         Path(dir) if dir else project_dir(c), name=name, image=image, input_repo=input_repo,
-        base_image=base_image, force=bool(force),
+        base_image=base_image, force=bool(force), ci=ci or "github",
     )
     reporter.result(result.to_json(), result.human())
 
@@ -297,3 +320,4 @@ def hooks_uninstall(c, reporter, json=None):
 
 hooks_collection = Collection("hooks", hooks_install, hooks_uninstall)
 ns = Collection(test, build, push, render_spec, deploy, status, rollback, init, hooks_collection)
+ns.add_task(graph)
