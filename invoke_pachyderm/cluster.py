@@ -387,28 +387,6 @@ class Cluster:
         message = json_format.ParseDict(dict(body), pps_pb2.CreatePipelineRequest())
         return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
-    def wait_running(self, names: list[str], timeout: float, log, poll: float = 0.5) -> dict[str, DeployedPipeline]:
-        deadline = time.monotonic() + timeout
-        pending = list(names)
-        seen: dict[str, DeployedPipeline] = {}
-        while pending:
-            for name, info in self.states(pending).items():
-                seen[name] = info
-                if info.state == "PIPELINE_RUNNING":
-                    log(f"{name}: running (version {info.version})")
-                    pending.remove(name)
-                elif info.state in ("PIPELINE_CRASHING", "PIPELINE_FAILURE"):
-                    raise HealthError(
-                        f"pipeline {name} (version {info.version}) is {info.state.removeprefix('PIPELINE_')}: "
-                        f"{info.reason or 'no reason given'}"
-                    )
-            if pending and time.monotonic() > deadline:
-                states = ", ".join(f"{n} {seen[n].state.removeprefix('PIPELINE_')}" for n in pending)
-                raise HealthError(f"timed out after {timeout:.0f}s waiting for pipelines to run: {states}")
-            if pending:
-                time.sleep(poll)
-        return seen
-
 
 def _defaults_layer(text: str) -> dict[str, Any]:
     """The CreatePipelineRequest inside a ClusterDefaults / ProjectDefaults JSON."""

@@ -15,7 +15,7 @@ from .artifacts import ImageArtifact
 from .config import ImageConfig, Settings
 from .errors import DockerError, RegistryError
 from .gitinfo import GitInfo
-from .progress import TransferProgress
+from .transfer_progress import TransferProgress
 
 Log = Callable[[str], None]
 
