@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from .artifacts import RenderedSpec
 from .config import PachdTarget
-from .errors import HealthError, PachdError
+from .errors import PachdError
 from .plan import normalize_spec
 
 CONNECT_TIMEOUT = 10.0
