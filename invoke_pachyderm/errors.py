@@ -69,9 +69,15 @@ class HealthError(PachydermToolError):
 
 
 class RefusedError(PachydermToolError):
-    """The deploy would go backwards (an older commit) and was refused."""
+    """Refused: the deploy would go backwards (an older commit), or touch a pipeline this project does not own."""
 
     exit_code = 10
+
+
+class ConcurrentDeployError(PachydermToolError):
+    """Another deploy changed a pipeline this one planned against; nothing was changed."""
+
+    exit_code = 11
 
 
 EXIT_CODES = {
@@ -86,5 +92,6 @@ EXIT_CODES = {
         PachdError,
         HealthError,
         RefusedError,
+        ConcurrentDeployError,
     )
 }

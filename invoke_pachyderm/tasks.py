@@ -85,6 +85,8 @@ def _github(reporter: Reporter, task_name: str, artifacts, dry_run: bool | None 
 
 JSON_HELP = "print one JSON document on stdout (logs go to stderr)"
 DIRTY_HELP = "allow uncommitted changes (the tag then says 'dirty' and no clean commit can have it)"
+ENV_HELP = "environment: a table of [tool.invoke-pachyderm.environments] (also INVOKE_PACHYDERM_ENV)"
+KEEP_REPO_HELP = "keep the output repos of deleted pipelines"
 
 
 @task(optional=["json"], help={"json": JSON_HELP})
@@ -126,13 +128,14 @@ def push(c, reporter, allow_dirty=None, json=None):
     help={
         "check": "validate every template without writing files",
         "out_dir": "directory for rendered specs (default build/pipelines)",
+        "env": ENV_HELP,
         "json": JSON_HELP,
     },
 )
 @handled
-def render_spec(c, reporter, check=None, out_dir=None, json=None):
+def render_spec(c, reporter, check=None, out_dir=None, env=None, json=None):
     """Render the pipeline spec templates with the commit's image tag and validate them."""
-    settings = _prepare(c, reporter, out_dir=out_dir)
+    settings = _prepare(c, reporter, out_dir=out_dir, env=env)
     artifacts = flow.tag_stage(settings, allow_dirty=True, need_images=False)
     specs = flow.render_stage(settings, artifacts, write=not _flag(check))
     _github(reporter, "render-spec", artifacts)
@@ -153,6 +156,10 @@ DEPLOY_HELP = {
     "rebuild": "build and push even if the tag is already in the registry",
     "wait": "wait until updated pipelines are RUNNING (default: on in CI); --wait=false to skip",
     "timeout": "seconds to wait for RUNNING (default 600)",
+    "adopt": "take over pipelines of the same name that another project owns or that were made by hand",
+    "prune": "delete the pipelines this project owns whose template is gone (after the transaction)",
+    "keep_repo": KEEP_REPO_HELP + " (with --prune)",
+    "env": ENV_HELP,
     "json": JSON_HELP,
 }
 BOOL_DEPLOY_FLAGS = ["skip_tests", "reprocess", "dry_run", "force", "allow_dirty", "allow_older", "rebuild", "wait", "json"]
@@ -162,10 +169,11 @@ BOOL_DEPLOY_FLAGS = ["skip_tests", "reprocess", "dry_run", "force", "allow_dirty
 @handled
 def deploy(
     c, reporter, skip_tests=None, reprocess=None, dry_run=None, force=None, allow_dirty=None,
-    allow_older=None, rebuild=None, wait=None, timeout=None, json=None,
+    allow_older=None, rebuild=None, wait=None, timeout=None, json=None, adopt=False, prune=False,
+    keep_repo=False, env=None,
 ):
     """The whole loop: test, build, push, render, and create or update the changed pipelines."""
-    settings = _prepare(c, reporter)
+    settings = _prepare(c, reporter, env=env)
     options = flow.DeployOptions(
         skip_tests=bool(_flag(skip_tests)),
         reprocess=bool(_flag(reprocess)),
@@ -176,6 +184,9 @@ def deploy(
         rebuild=bool(_flag(rebuild)),
         wait=_flag(wait),
         timeout=_seconds(timeout),
+        adopt=adopt,
+        prune=prune,
+        keep_repo=keep_repo,
     )
     artifacts = flow.deploy(settings, reporter, options)
     _github(reporter, "deploy", artifacts, options.dry_run)
@@ -204,32 +215,46 @@ def flow_summary(artifacts, dry_run: bool) -> str:
                 lines.append(change.diff.rstrip("\n"))
         elif change.action == "unchanged":
             lines.append(f"{change.name}: unchanged (version {change.version})")
+        elif change.action == "delete":
+            lines.append(f"{change.name}: deleted (was version {change.previous_version})")
         else:
             lines.append(f"{change.name}: {change.action}d (version {change.version})")
     return "\n".join(lines)
 
 
-@task(optional=["json"], help={"json": JSON_HELP})
+STATUS_HELP = {"all": "list every pipeline of the Pachyderm project, marking those this project does not own",
+               "env": ENV_HELP, "json": JSON_HELP}
+
+
+@task(optional=["json"], help=STATUS_HELP)
 @handled
-def status(c, reporter, json=None):
+def status(c, reporter, json=None, all=False, env=None):
     """List the project's pipelines: deployed commit, image, version, state, behind HEAD."""
-    settings = _prepare(c, reporter)
-    rows = flow.status(settings, reporter)
+    settings = _prepare(c, reporter, env=env)
+    rows = flow.status(settings, reporter, every=all)
     lines = [
         f"{r['pipeline']}: version {r['version']} {r['state']}"
         f" commit {(r['commit'] or '-')[:12]} image {r['image']}"
         + (" (behind HEAD)" if r["behind_head"] else "")
         + (f" reason: {r['reason']}" if r["reason"] else "")
+        + ("" if r["owned"] else f" [not ours: {_owner_text(r['owner'])}]")
         for r in rows
     ]
     reporter.result({"pipelines": rows}, "\n".join(lines) or "no pipelines")
 
 
-@task(optional=["json"], help={"to": "restore the versions deployed from this commit (SHA or prefix)", "json": JSON_HELP})
+def _owner_text(owner) -> str:
+    return f"owned by {owner}" if owner else "made by hand"
+
+
+@task(
+    optional=["json"],
+    help={"to": "restore the versions deployed from this commit (SHA or prefix)", "env": ENV_HELP, "json": JSON_HELP},
+)
 @handled
-def rollback(c, reporter, to=None, json=None):
+def rollback(c, reporter, to=None, json=None, env=None):
     """Restore the previous version of each pipeline of the project, in one transaction."""
-    settings = _prepare(c, reporter)
+    settings = _prepare(c, reporter, env=env)
     rows = flow.rollback(settings, reporter, to)
     reporter.result(
         {"restored": rows},
@@ -239,6 +264,27 @@ def rollback(c, reporter, to=None, json=None):
             for r in rows
         ),
     )
+
+
+PRUNE_HELP = {
+    "dry_run": "show what would be deleted, delete nothing",
+    "keep_repo": KEEP_REPO_HELP,
+    "env": ENV_HELP,
+    "json": JSON_HELP,
+}
+
+
+@task(optional=["json"], help=PRUNE_HELP)
+@handled
+def prune(c, reporter, dry_run=False, keep_repo=False, env=None, json=None):
+    """Delete the pipelines this project owns whose template is gone, downstream first."""
+    from . import housekeeping
+
+    settings = _prepare(c, reporter, env=env)
+    dry_run = dry_run or bool(c.config.run.dry)
+    artifacts = housekeeping.prune_pipelines(settings, reporter, dry_run, keep_repo)
+    document = {**artifacts.to_json(), "dry_run": dry_run}
+    reporter.result(document, flow_summary(artifacts, dry_run) or "nothing to prune")
 
 
 INIT_HELP = {
@@ -294,4 +340,4 @@ def hooks_uninstall(c, reporter, json=None):
 
 
 hooks_collection = Collection("hooks", hooks_install, hooks_uninstall)
-ns = Collection(test, build, push, render_spec, deploy, status, rollback, init, hooks_collection)
+ns = Collection(test, build, push, render_spec, deploy, status, rollback, prune, init, hooks_collection)
