@@ -172,7 +172,8 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
     doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
     if not options.allow_older:
         refuse_older(settings, artifacts.git, deployed)
-    planned = planned_versions([s.name for s in specs] + [p.name for p in doomed], {**deployed, **{p.name: p for p in doomed}})
+    against = {**deployed, **{p.name: p for p in doomed}}  # what the plan is computed against
+    planned = planned_versions([s.name for s in specs] + [p.name for p in doomed], against)
     check = guard(cluster, planned, settings.project_dir, artifacts.git.commit, options.allow_older)
     if options.dry_run:
         if settings.pin_digest:  # the plan must compare the image references that would be deployed
@@ -338,7 +339,9 @@ def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = Non
         )
     if not batch:
         what = f"deployed from commit {to_commit}" if to_commit else "to go back to"
-        raise PachdError(f"no pipeline of project '{settings.project}' owned by {owner.name} has a version {what}; nothing changed")
+        raise PachdError(
+            f"no pipeline of project '{settings.project}' owned by {owner.name} has a version {what}; nothing changed"
+        )
     planned = {row["pipeline"]: row["from_version"] for row in restored}
     cluster.apply(batch, reprocess=False, before_finish=guard(cluster, planned, settings.project_dir, "", True))
     after = cluster.states([row["pipeline"] for row in restored])
