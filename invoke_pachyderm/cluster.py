@@ -302,8 +302,14 @@ class Cluster:
         return json_format.ParseDict(effective, pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True)
 
     # -- writing -------------------------------------------------------------------------
-    def apply(self, specs: list[tuple[RenderedSpec, dict[str, Any], bool]], reprocess: bool) -> None:
-        """Create or update (spec, body, exists) in one transaction: all or nothing."""
+    def apply(
+        self, specs: list[tuple[RenderedSpec, dict[str, Any], bool]], reprocess: bool,
+        before_finish: Callable[[], None] | None = None,
+    ) -> None:
+        """Create or update (spec, body, exists) in one transaction: all or nothing.
+
+        `before_finish` runs (outside the transaction) right before it is finished; if it raises,
+        the transaction is deleted unfinished."""
         import grpc
 
         transaction = self.call("StartTransaction", self.client.start_transaction)
@@ -320,6 +326,8 @@ class Cluster:
                     )
             current = None
             self.client.transaction_id = None
+            if before_finish is not None:
+                self._checked(before_finish, transaction)
             self.client.finish_transaction(transaction)
         except ConnectionError:
             self.client.transaction_id = None
@@ -337,6 +345,38 @@ class Cluster:
             raise
         finally:
             self.client.transaction_id = None
+
+    def _checked(self, check: Callable[[], None], transaction) -> None:
+        try:
+            check()
+        except BaseException:
+            self._abandon(transaction)
+            raise
+
+    def every_pipeline(self) -> list[tuple[str, DeployedPipeline]]:
+        """(project, pipeline) for every pipeline pachd lists, in every project."""
+        infos = self.call("ListPipeline", self.client.list_pipeline, details=True)
+        return [(info.pipeline.project.name or "default", to_deployed(info)) for info in infos]
+
+    def delete_pipelines(self, names: Iterable[str], keep_repo: bool) -> None:
+        """One DeletePipeline each, in the order given (pachd runs no delete inside a transaction)."""
+        for name in names:
+            self.call(
+                f"DeletePipeline {name}", self.client.delete_pipeline, name, keep_repo=keep_repo,
+                project_name=self.project,
+            )
+
+    def project_exists(self) -> bool:
+        return any(info.project.name == self.project for info in self.call("ListProject", self.client.list_project))
+
+    def create_project(self, description: str) -> None:
+        self.call(f"CreateProject {self.project}", self.client.create_project, self.project, description=description)
+
+    def project_description(self) -> str:
+        return self.call(f"InspectProject {self.project}", self.client.inspect_project, self.project).description
+
+    def delete_project(self) -> None:
+        self.call(f"DeleteProject {self.project}", self.client.delete_project, self.project)
 
     def _abandon(self, transaction) -> None:
         import grpc

@@ -51,6 +51,10 @@ KEYS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "wait": ((bool,), None, "wait for deployed pipelines to be RUNNING (default: on in CI)"),
     "timeout": ((int, float), 600, "seconds to wait for pipelines to be RUNNING"),
     "hooks": ((list,), ["test", "render-spec --check"], "tasks the git pre-push hook runs"),
+    "owner": ((str,), None, "owner annotation of deployed pipelines (default: git remote and directory)"),
+    "pach_context": ((str,), None, "pach config context to take the pachd address, token and project from"),
+    "environments": ((dict,), {}, "named tables of settings layered over these ([...environments.NAME])"),
+    "env": ((str,), None, "the environment to use, a key of `environments` (--env, INVOKE_PACHYDERM_ENV)"),
 }
 IMAGE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "name": ((str,), None),
@@ -146,6 +150,9 @@ def load_settings(
             check_key(key, value, source)
             values[key] = value
             sources[key] = source
+    from .environments import select_environment
+
+    select_environment(values, sources, environ)
     settings = Settings(project_dir=project_dir, values=values, sources=sources)
     names: dict[str, int] = {}
     for index, entry in enumerate(settings.images):
@@ -372,9 +379,11 @@ class PachdTarget:
 def resolve_pachd(settings: Settings, environ: Mapping[str, str] | None = None) -> PachdTarget:
     """Address: setting, else PACHD_ADDRESS, else the active pach context, else the default."""
     environ = os.environ if environ is None else environ
-    context, context_source = active_pach_context(environ)
+    context, context_source = active_pach_context(environ, settings.pach_context)
     if settings.pachd_address:
         address, source = settings.pachd_address, settings.sources["pachd_address"]
+    elif settings.pach_context and context.get("pachd_address"):  # named in the settings: beats PACHD_ADDRESS
+        address, source = context["pachd_address"], context_source
     elif environ.get("PACHD_ADDRESS"):
         address, source = environ["PACHD_ADDRESS"], "PACHD_ADDRESS"
     elif context.get("pachd_address"):
@@ -413,16 +422,21 @@ def parse_pachd_address(address: str, source: str) -> tuple[str, int, bool]:
     return host, port, scheme in ("grpcs", "https")
 
 
-def active_pach_context(environ: Mapping[str, str]) -> tuple[dict[str, Any], str]:
-    """The active context of the Pachyderm config file (PACH_CONFIG, else ~/.pachyderm/config.json)."""
+def active_pach_context(environ: Mapping[str, str], named: str | None = None) -> tuple[dict[str, Any], str]:
+    """The active (or `named`) context of the Pachyderm config file (PACH_CONFIG, else ~/.pachyderm/config.json)."""
     path = Path(environ.get("PACH_CONFIG") or Path(environ.get("HOME", "~")).expanduser() / ".pachyderm/config.json")
     if not path.is_file():
+        if named:
+            raise ConfigError(f"pach_context: context {named!r} is set but {path} does not exist; fix pach_context or PACH_CONFIG")
         return {}, str(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ConfigError(f"{path}: cannot read the Pachyderm config ({error.__class__.__name__}); fix or remove it") from None
     v2 = data.get("v2") or {}
-    name = environ.get("PACH_CONTEXT") or v2.get("active_context")
+    name = named or environ.get("PACH_CONTEXT") or v2.get("active_context")
     context = (v2.get("contexts") or {}).get(name) if name else None
+    if named and context is None:
+        known = ", ".join(sorted(v2.get("contexts") or {})) or "none"
+        raise ConfigError(f"pach_context: {path} has no context {named!r}; known contexts: {known}")
     return (context or {}), f"{path} context {name!r}"

@@ -69,7 +69,7 @@ class HealthError(PachydermToolError):
 
 
 class RefusedError(PachydermToolError):
-    """The deploy would go backwards (an older commit) and was refused."""
+    """Refused: the deploy would go backwards (an older commit), or touch a pipeline this project does not own."""
 
     exit_code = 10
 
@@ -86,6 +86,12 @@ class Interrupted(PachydermToolError):
     exit_code = 130
 
 
+class ConcurrentDeployError(PachydermToolError):
+    """Another deploy changed a pipeline this one planned against; nothing was changed."""
+
+    exit_code = 11
+
+
 EXIT_CODES = {
     cls.exit_code: cls
     for cls in (
@@ -100,5 +106,6 @@ EXIT_CODES = {
         RefusedError,
         UsageError,
         Interrupted,
+        ConcurrentDeployError,
     )
 }

@@ -13,10 +13,13 @@ from typing import Any
 
 from . import __version__, secrecy, source
 from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
+from . import prune
+from .concurrency import guard, planned_versions
 from .config import Settings, check_build_files, is_ci, resolve_pachd
 from .errors import ConfigError, GitStateError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
 from .gitinfo import GitInfo, is_ancestor, read_git_info
 from .output import Reporter
+from .ownership import OWNER_ANNOTATION, is_owned, owner_of, refuse_foreign, resolve_owner, stamp
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
 from .progress import Progress
 from .render import render_specs, write_specs
@@ -104,8 +107,10 @@ def _log_for(reporter: Reporter, artifacts: Artifacts):
 # -- render ---------------------------------------------------------------------------
 def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -> list[RenderedSpec]:
     specs = render_specs(settings, artifacts)
+    owner = resolve_owner(settings, artifacts.git).name
     for spec in specs:
         add_provenance(spec, settings, artifacts)
+        spec.spec["metadata"]["annotations"][OWNER_ANNOTATION] = owner
     secrecy.refuse_secrets_in_specs(specs, secrecy.known_secrets(settings))
     artifacts.specs = specs
     if write:
@@ -160,6 +165,9 @@ class DeployOptions:
     wait: bool | None = None
     timeout: float | None = None
     rollback_on_failure: bool = False
+    adopt: bool = False
+    prune: bool = False
+    keep_repo: bool = False
 
 
 def connect(settings: Settings, reporter: Reporter):
@@ -190,15 +198,23 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
     cluster = connect(settings, reporter)
     check_inputs_exist(cluster, specs)
     deployed = cluster.deployed([spec.name for spec in specs])
+    owner = resolve_owner(settings, artifacts.git)
+    refuse_foreign(deployed, owner, settings.project, options.adopt)
+    doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
     if not options.allow_older:
         refuse_older(settings, artifacts.git, deployed)
+    against = {**deployed, **{p.name: p for p in doomed}}  # what the plan is computed against
+    planned = planned_versions([s.name for s in specs] + [p.name for p in doomed], against)
+    check = guard(cluster, planned, settings.project_dir, artifacts.git.commit, options.allow_older)
     if options.dry_run:
         if settings.pin_digest:  # the plan must compare the image references that would be deployed
             from . import images
 
             images.lookup_digests(settings, artifacts.images)
             specs = dependency_order(render_stage(settings, artifacts, write=False))
-        artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+        artifacts.changes = (
+            compute_changes(cluster, specs, deployed, options.force, options.regenerate) + prune.deletion_changes(doomed)
+        )
         return artifacts
     if not options.skip_tests:
         progress.stage = "the tests"
@@ -211,11 +227,14 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
     progress.stage, progress.cluster = "the transaction", cluster
     progress.applying = [c.name for c in artifacts.changes if c.action != "unchanged"]
     progress.before = {name: pipeline.version for name, pipeline in deployed.items()}
-    apply_changes(cluster, reporter, artifacts, deployed, options.reprocess)
+    applied = apply_changes(cluster, reporter, artifacts, deployed, options.reprocess, check)
     progress.applied = True
+    if doomed:
+        progress.stage, progress.note = "the prune", "the prune may not have finished; check with `invoke status`"
+        prune_after_apply(cluster, reporter, artifacts, owner, doomed, options.keep_repo, None if applied else check)
     if wait:
         progress.stage, progress.note = "the wait for RUNNING", "stopped waiting for RUNNING"
-        touched = [c.name for c in artifacts.changes if c.action != "unchanged"]
+        touched = [c.name for c in artifacts.changes if c.action in ("create", "update")]
         try:
             with reporter.group("wait for pipelines to run"):
                 from .watch import wait_running
@@ -302,30 +321,61 @@ def compute_changes(cluster, specs: list[RenderedSpec], deployed, force: bool,
     return changes
 
 
-def apply_changes(cluster, reporter: Reporter, artifacts: Artifacts, deployed, reprocess: bool) -> None:
+def apply_changes(cluster, reporter: Reporter, artifacts: Artifacts, deployed, reprocess: bool, check=None) -> bool:
     by_name = {spec.name: spec for spec in artifacts.specs}
     todo = [c for c in artifacts.changes if c.action != "unchanged"]
     if not todo:
         reporter.info("every pipeline is unchanged; nothing to apply")
-        return
+        return False
     batch = [(by_name[c.name], by_name[c.name].spec, c.name in deployed) for c in todo]
     with reporter.group(f"apply {len(batch)} pipeline change(s) in one transaction"):
-        cluster.apply(batch, reprocess)
+        try:
+            cluster.apply(batch, reprocess, before_finish=check)
+        except PachdError:
+            if check is not None:
+                check()  # a create that collided with one made meanwhile: another deploy's doing
+            raise
     after = cluster.states([c.name for c in todo])
     for change in todo:
         change.version = after[change.name].version
         reporter.info(f"{change.name}: {change.action}d, version {change.version}")
+    return True
+
+
+def prune_after_apply(cluster, reporter: Reporter, artifacts: Artifacts, owner, doomed, keep_repo: bool, check) -> None:
+    """Delete after the transaction (pachd cannot delete inside one), downstream first."""
+    if check is not None:
+        check()
+    prune.recheck_readers(cluster.every_pipeline(), doomed, cluster.project, artifacts.specs)
+    with reporter.group(f"prune {len(doomed)} pipeline(s) whose template is gone"):
+        prune.delete(cluster, doomed, keep_repo, reporter.info)
+    artifacts.changes += prune.deletion_changes(doomed)
 
 
 # -- status / rollback ----------------------------------------------------------------
-def status(settings: Settings, reporter: Reporter) -> list[dict[str, Any]]:
-    cluster = connect(settings, reporter)
+def git_or_none(settings: Settings) -> GitInfo | None:
     try:
-        head = read_git_info(settings.project_dir).commit
+        return read_git_info(settings.project_dir)
     except GitStateError:  # status works outside a repository too; "behind" is then unknown
-        head = None
+        return None
+
+
+def status(settings: Settings, reporter: Reporter, every: bool = False) -> list[dict[str, Any]]:
+    cluster = connect(settings, reporter)
+    git_info = git_or_none(settings)
+    head = git_info.commit if git_info else None
+    try:
+        owner = resolve_owner(settings, git_info)
+    except ConfigError:
+        if not every:
+            raise
+        owner = None
     rows = []
     for name, pipeline in sorted(cluster.deployed().items()):
+        who = owner_of(pipeline.annotations, owner) if owner else pipeline.annotations.get(OWNER_ANNOTATION, "")
+        owned = owner is not None and who == owner.name
+        if not (owned or every):
+            continue
         commit = pipeline.annotations.get(ANNOTATION_PREFIX + "commit")
         behind = None
         if commit and head:
@@ -339,6 +389,8 @@ def status(settings: Settings, reporter: Reporter) -> list[dict[str, Any]]:
                 "commit": commit,
                 "image": pipeline.spec.get("transform", {}).get("image"),
                 "behind_head": behind,
+                "owner": who or None,
+                "owned": owned,
             }
         )
     return rows
@@ -347,28 +399,36 @@ def status(settings: Settings, reporter: Reporter) -> list[dict[str, Any]]:
 def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = None) -> list[dict[str, Any]]:
     """Restore, for each pipeline of the project, the previous (or the given commit's) spec, atomically."""
     cluster = connect(settings, reporter)
+    owner = resolve_owner(settings, git_or_none(settings))
     targets = []
     for name, current in sorted(cluster.deployed().items()):
+        if not is_owned(current, owner):
+            continue  # another project's or made by hand
         target = pick_rollback_version(cluster, name, current, to_commit)
         if target is not None:
             targets.append((name, current, target))
     if not targets:
         what = f"deployed from commit {to_commit}" if to_commit else "to go back to"
-        raise PachdError(f"no pipeline of project '{settings.project}' has a version {what}; nothing changed")
+        raise PachdError(
+            f"no pipeline of project '{settings.project}' owned by {owner.name} has a version {what}; nothing changed"
+        )
     progress = Progress("the rollback", cluster=cluster, applying=[name for name, _, _ in targets])
     progress.before = {name: current.version for name, current, _ in targets}
+    planned = {name: current.version for name, current, _ in targets}
     try:
-        return restore(cluster, targets)
+        return restore(cluster, targets, owner, guard(cluster, planned, settings.project_dir, "", True))
     except KeyboardInterrupt:
         raise Interrupted(progress.describe()) from None
 
 
-def restore(cluster, targets) -> list[dict[str, Any]]:
+def restore(cluster, targets, owner=None, before_finish=None) -> list[dict[str, Any]]:
     """Put back (name, current, target) pipelines' target specs, all in one transaction."""
     restored = []
     batch = []
     for name, current, target in targets:
         body = cluster.restorable_spec(target)
+        if owner is not None:
+            body = stamp(body, owner)
         batch.append((RenderedSpec(name=name, source=f"version {target.version}", spec=body), body, True))
         restored.append(
             {
@@ -379,7 +439,7 @@ def restore(cluster, targets) -> list[dict[str, Any]]:
                 "restored_commit": target.annotations.get(ANNOTATION_PREFIX + "commit"),
             }
         )
-    cluster.apply(batch, reprocess=False)
+    cluster.apply(batch, reprocess=False, before_finish=before_finish)
     after = cluster.states([row["pipeline"] for row in restored])
     for row in restored:
         row["version"] = after[row["pipeline"]].version

@@ -86,6 +86,10 @@ def _github(reporter: Reporter, task_name: str, artifacts, dry_run: bool | None 
 
 JSON = Flag("print one JSON document on stdout (logs go to stderr)")
 ALLOW_DIRTY = Flag("allow uncommitted changes (the tag then says 'dirty' and no clean commit can have it)")
+ENV = Flag(
+    "environment: a table of [tool.invoke-pachyderm.environments]", "name", "INVOKE_PACHYDERM_ENV, else none", text
+)
+KEEP_REPO_HELP = "keep the output repos of deleted pipelines"
 
 
 @task(flags={"json": JSON})
@@ -126,13 +130,14 @@ def push(c, reporter, allow_dirty=None, json=None):
     flags={
         "check": Flag("validate every template without writing files"),
         "out_dir": Flag("directory for rendered specs", "path", "setting `out_dir` (build/pipelines)", text),
+        "env": ENV,
         "json": JSON,
     },
 )
 @handled
-def render_spec(c, reporter, check=None, out_dir=None, json=None):
+def render_spec(c, reporter, check=None, out_dir=None, env=None, json=None):
     """Render the pipeline spec templates with the commit's image tag and validate them."""
-    settings = _prepare(c, reporter, out_dir=out_dir)
+    settings = _prepare(c, reporter, out_dir=out_dir, env=env)
     artifacts = flow.tag_stage(settings, allow_dirty=True, need_images=False)
     specs = flow.render_stage(settings, artifacts, write=not check)
     _github(reporter, "render-spec", artifacts)
@@ -160,6 +165,10 @@ DEPLOY_FLAGS = {
     "rollback_on_failure": Flag(
         "implies --wait; if a pipeline does not reach RUNNING in time, restore the replaced versions in one transaction"
     ),
+    "adopt": Flag("take over pipelines of the same name that another project owns or that were made by hand"),
+    "prune": Flag("delete the pipelines this project owns whose template is gone (after the transaction)"),
+    "keep_repo": Flag(KEEP_REPO_HELP + " (with --prune)"),
+    "env": ENV,
     "json": JSON,
 }
 
@@ -169,9 +178,10 @@ DEPLOY_FLAGS = {
 def deploy(
     c, reporter, skip_tests=None, reprocess=None, dry_run=None, force=None, allow_dirty=None,
     allow_older=None, rebuild=None, regenerate=None, wait=None, timeout=None, json=None, rollback_on_failure=None,
+    adopt=None, prune=None, keep_repo=None, env=None,
 ):
     """The whole loop: test, build, push, render, and create or update the changed pipelines."""
-    settings = _prepare(c, reporter)
+    settings = _prepare(c, reporter, env=env)
     options = flow.DeployOptions(
         skip_tests=bool(skip_tests),
         reprocess=bool(reprocess),
@@ -184,6 +194,9 @@ def deploy(
         wait=wait,
         timeout=timeout,
         rollback_on_failure=bool(rollback_on_failure),
+        adopt=bool(adopt),
+        prune=bool(prune),
+        keep_repo=bool(keep_repo),
     )
     artifacts = flow.deploy(settings, reporter, options)
     _github(reporter, "deploy", artifacts, options.dry_run)
@@ -200,6 +213,8 @@ def flow_summary(artifacts, dry_run: bool) -> str:
                 lines.append(change.diff.rstrip("\n"))
         elif change.action == "unchanged":
             lines.append(f"{change.name}: unchanged (version {change.version})")
+        elif change.action == "delete":
+            lines.append(f"{change.name}: deleted (was version {change.previous_version})")
         else:
             lines.append(f"{change.name}: {change.action}d (version {change.version})")
         if change.defaults_note:
@@ -207,32 +222,45 @@ def flow_summary(artifacts, dry_run: bool) -> str:
     return "\n".join(lines)
 
 
-@task(flags={"json": JSON})
+STATUS_FLAGS = {
+    "all": Flag("list every pipeline of the Pachyderm project, marking those this project does not own"),
+    "env": ENV,
+    "json": JSON,
+}
+
+
+@task(flags=STATUS_FLAGS)
 @handled
-def status(c, reporter, json=None):
+def status(c, reporter, json=None, all=None, env=None):
     """List the project's pipelines: deployed commit, image, version, state, behind HEAD."""
-    settings = _prepare(c, reporter)
-    rows = flow.status(settings, reporter)
+    settings = _prepare(c, reporter, env=env)
+    rows = flow.status(settings, reporter, every=bool(all))
     lines = [
         f"{r['pipeline']}: version {r['version']} {r['state']}"
         f" commit {(r['commit'] or '-')[:12]} image {r['image']}"
         + (" (behind HEAD)" if r["behind_head"] else "")
         + (f" reason: {r['reason']}" if r["reason"] else "")
+        + ("" if r["owned"] else f" [not ours: {_owner_text(r['owner'])}]")
         for r in rows
     ]
     reporter.result({"pipelines": rows}, "\n".join(lines) or "no pipelines")
 
 
+def _owner_text(owner) -> str:
+    return f"owned by {owner}" if owner else "made by hand"
+
+
 @task(
     flags={
         "to": Flag("restore the versions deployed from this commit (SHA or prefix)", "commit", "the previous version", text),
+        "env": ENV,
         "json": JSON,
     },
 )
 @handled
-def rollback(c, reporter, to=None, json=None):
+def rollback(c, reporter, to=None, json=None, env=None):
     """Restore the previous version of each pipeline of the project, in one transaction."""
-    settings = _prepare(c, reporter)
+    settings = _prepare(c, reporter, env=env)
     rows = flow.rollback(settings, reporter, to)
     reporter.result(
         {"restored": rows},
@@ -242,6 +270,27 @@ def rollback(c, reporter, to=None, json=None):
             for r in rows
         ),
     )
+
+
+PRUNE_FLAGS = {
+    "dry_run": Flag("show what would be deleted, delete nothing", short="n"),
+    "keep_repo": Flag(KEEP_REPO_HELP),
+    "env": ENV,
+    "json": JSON,
+}
+
+
+@task(flags=PRUNE_FLAGS)
+@handled
+def prune(c, reporter, dry_run=None, keep_repo=None, env=None, json=None):
+    """Delete the pipelines this project owns whose template is gone, downstream first."""
+    from . import housekeeping
+
+    settings = _prepare(c, reporter, env=env)
+    dry_run = bool(dry_run) or bool(c.config.run.dry)
+    artifacts = housekeeping.prune_pipelines(settings, reporter, dry_run, bool(keep_repo))
+    document = {**artifacts.to_json(), "dry_run": dry_run}
+    reporter.result(document, flow_summary(artifacts, dry_run) or "nothing to prune")
 
 
 GRAPH_FLAGS = {
@@ -319,5 +368,5 @@ def hooks_uninstall(c, reporter, json=None):
 
 
 hooks_collection = Collection("hooks", hooks_install, hooks_uninstall)
-ns = Collection(test, build, push, render_spec, deploy, status, rollback, init, hooks_collection)
+ns = Collection(test, build, push, render_spec, deploy, status, rollback, prune, init, hooks_collection)
 ns.add_task(graph)

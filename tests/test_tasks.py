@@ -52,7 +52,7 @@ def test_list_shows_every_task_with_a_help_line(project):
 
 
 @pytest.mark.parametrize(
-    "task", ["test", "build", "push", "render-spec", "deploy", "status", "rollback", "init", "hooks.install", "hooks.uninstall"]
+    "task", ["test", "build", "push", "render-spec", "deploy", "status", "rollback", "prune", "init", "hooks.install", "hooks.uninstall"]
 )
 def test_every_flag_has_help(project, task):
     result = invoke(project, "--help", task)
