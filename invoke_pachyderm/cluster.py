@@ -356,7 +356,7 @@ class Cluster:
     def every_pipeline(self) -> list[tuple[str, DeployedPipeline]]:
         """(project, pipeline) for every pipeline pachd lists, in every project."""
         infos = self.call("ListPipeline", self.client.list_pipeline, details=True)
-        return [(info.pipeline.project.name or "default", to_deployed(info)) for info in infos]
+        return [(info.pipeline.project.name or "default", to_deployed(info, self.has_defaults)) for info in infos]
 
     def delete_pipelines(self, names: Iterable[str], keep_repo: bool) -> None:
         """One DeletePipeline each, in the order given (pachd runs no delete inside a transaction)."""
