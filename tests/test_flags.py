@@ -65,7 +65,7 @@ def test_a_misspelled_flag_after_any_switch_runs_nothing(task_name, project, reg
     runs += [[task_name, "--no-" + name, misspelled("--" + name)] for name, f in task.flags.items() if f.negatable]
     if task_name == "deploy":
         runs.append(["deploy", "--skip-tests", "--dryrun"])  # the line that once deployed for real
-        runs.append(["deploy", "--skip-tests", "--prune"])
+        runs.append(["deploy", "--skip-tests", "--purge"])  # issue 16 named --prune, a real flag since issue 11
     assert runs
     for argv in runs:
         result = project.invoke(*argv)
