@@ -30,8 +30,11 @@ def test_render_spec_session(tmp_path, local_env):
 
     listed = nox(project, local_env, "-l").stdout.splitlines()
     marks = {line.split()[1]: line[0] for line in listed if " -> " in line}
-    # `nox` alone runs the checks; build, push and deploy only when named.
-    assert marks == {"test": "*", "build": "-", "push": "-", "render_spec": "*", "deploy": "-"}
+    # `nox` alone runs the checks; build, push, deploy, status and rollback only when named.
+    # (status and rollback: Nox has every task of the Invoke collection but init and hooks.)
+    assert marks == {
+        "test": "*", "build": "-", "push": "-", "render_spec": "*", "deploy": "-", "status": "-", "rollback": "-",
+    }
 
     rendered = nox(project, local_env, "-s", "render_spec")
     spec = json.loads((project / "build/pipelines/word-count.json").read_text())
