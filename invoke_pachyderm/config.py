@@ -199,11 +199,12 @@ def _parse_env_value(name: str, key: str, raw: str) -> Any:
     if str in types:
         return raw
     if bool in types:
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
+        from .flags import switch
+
+        try:
+            return switch(raw) if raw.strip() else False
+        except ValueError:
+            pass
         raise ConfigError(f"environment: {name}={raw!r} is not a boolean; use true or false")
     if int in types or float in types:
         try:

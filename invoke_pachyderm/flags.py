@@ -31,6 +31,7 @@ from .errors import UsageError
 
 TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no")
+ALIASES = {"on": True, "off": False}  # accepted (environment variables), not advertised
 
 
 def usage_exit(message: str) -> Exit:
@@ -64,7 +65,8 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
 
 # -- value types: each takes the word given and returns the value, or raises ValueError ----------
 def switch(value: Any) -> bool:
-    """A switch given from Python (`deploy(c, force="no")`); the command line gives real booleans."""
+    """The one boolean parser: a switch given from Python (`deploy(c, force="no")`; the command line
+    gives real booleans), a boolean setting from the environment, the action's dry-run input."""
     if isinstance(value, bool):
         return value
     word = str(value).strip().lower()
@@ -72,6 +74,8 @@ def switch(value: Any) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
+    if word in ALIASES:
+        return ALIASES[word]
     raise ValueError(f"{value!r} is not a boolean; use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
 
 

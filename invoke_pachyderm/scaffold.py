@@ -398,12 +398,20 @@ def next_steps(directory: Path, values: ScaffoldValues) -> list[str]:
     else:
         steps.append(f"cd {directory} && git add -A && git commit -m 'Scaffold {values.name}'")
     steps += [
+        f"{_python()} -m pip install -e '.[dev]'   # the project and its dev tools (pytest), next to invoke-pachyderm",
         "invoke test && invoke render-spec",
         f"pachctl create repo {values.input_repo}   # the pipeline's input, once",
         "invoke deploy",
         "invoke hooks.install   # test and check specs before every git push",
     ]
     return steps
+
+
+def _python() -> str:
+    """The Python running invoke-pachyderm: `invoke test` runs `python` from its environment."""
+    import shlex
+
+    return shlex.quote(sys.executable)
 
 
 def _in_git_repo(directory: Path) -> bool:

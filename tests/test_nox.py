@@ -11,6 +11,7 @@ from scaffold_helpers import (
     home,  # noqa: F401  (fixture)
     json_stdout,
     local_env,  # noqa: F401  (fixture)
+    invoke,
     project_env,  # noqa: F401  (fixture)
     run,
     scaffold_project,
@@ -30,8 +31,11 @@ def test_render_spec_session(tmp_path, local_env):
 
     listed = nox(project, local_env, "-l").stdout.splitlines()
     marks = {line.split()[1]: line[0] for line in listed if " -> " in line}
-    # `nox` alone runs the checks; build, push and deploy only when named.
-    assert marks == {"test": "*", "build": "-", "push": "-", "render_spec": "*", "deploy": "-"}
+    # `nox` alone runs the checks; build, push, deploy, status and rollback only when named.
+    # (status and rollback: Nox has every task of the Invoke collection but init and hooks.)
+    assert marks == {
+        "test": "*", "build": "-", "push": "-", "render_spec": "*", "deploy": "-", "status": "-", "rollback": "-",
+    }
 
     rendered = nox(project, local_env, "-s", "render_spec")
     spec = json.loads((project / "build/pipelines/word-count.json").read_text())
@@ -62,4 +66,20 @@ def test_deploy_session_ships_like_the_task(tmp_path, project_env, base_image, r
     assert [(p["name"], p["action"]) for p in deployed["pipelines"]] == [("word-count", "create")]
     assert deployed["images"]["main"]["ref"] == f"{image}:{sha}"
     assert sha in registry.tags(unique_repo)
+    assert pachd.pipeline_spec("word-count")["transform"]["image"] == f"{image}:{sha}"
+
+    # The same summary as the task (they once differed), and every task is a session.
+    planned = nox(project, project_env, "-s", "deploy", "--", "--dry-run").stdout
+    assert planned == invoke(project, project_env, "deploy", "--dry-run").stdout == "word-count: unchanged\n"
+    status = json_stdout(nox(project, project_env, "-s", "status", "--", "--json"))
+    assert status == json_stdout(invoke(project, project_env, "status", "--json"))
+    assert [(p["pipeline"], p["version"], p["commit"]) for p in status["pipelines"]] == [("word-count", 1, sha)]
+
+    source = next(project.glob("src/*/transform.py"))
+    source.write_text(source.read_text() + "\n# a second version\n")
+    second = commit_all(project, project_env, "Second version")
+    nox(project, project_env, "-s", "deploy", "--", "--skip-tests", "--no-wait")
+    assert pachd.pipeline_spec("word-count")["transform"]["image"] == f"{image}:{second}"
+    restored = json_stdout(nox(project, project_env, "-s", "rollback", "--", "--json"))
+    assert [(r["pipeline"], r["restored_commit"]) for r in restored["restored"]] == [("word-count", sha)]
     assert pachd.pipeline_spec("word-count")["transform"]["image"] == f"{image}:{sha}"
