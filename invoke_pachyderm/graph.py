@@ -68,20 +68,13 @@ def build_graph(
     return graph
 
 
-def owned_but_not_rendered(deployed: Mapping[str, Any], artifacts: Artifacts) -> dict[str, dict]:
-    """Pipelines deployed from this git repository (our `repository` annotation) that no template renders.
+def owned_but_not_rendered(deployed: Mapping[str, Any], artifacts: Artifacts, owner) -> dict[str, dict]:
+    """Pipelines this project owns (ownership.py: the owner annotation) that no template renders:
+    what `deploy --prune` would delete. Other owners' and hand-made pipelines are never claimed."""
+    from .ownership import owned
 
-    Without a remote there is nothing that tells this project's pipelines from another's on a
-    shared cluster, so nothing is claimed."""
-    repository = artifacts.git.repo_url
-    if not repository:
-        return {}
     rendered = {spec.name for spec in artifacts.specs}
-    return {
-        name: pipeline.spec
-        for name, pipeline in deployed.items()
-        if name not in rendered and pipeline.annotations.get(ANNOTATION_PREFIX + "repository") == repository
-    }
+    return {name: pipeline.spec for name, pipeline in owned(deployed, owner).items() if name not in rendered}
 
 
 # -- Mermaid --------------------------------------------------------------------------
@@ -156,10 +149,8 @@ def plan_graph(settings, reporter, allow_dirty: bool) -> tuple[Artifacts, PlanGr
 
     options = flow.DeployOptions(dry_run=True, allow_dirty=allow_dirty, allow_older=True)
     artifacts = flow.deploy(settings, reporter, options)
-    deleted = owned_but_not_rendered(flow.connect(settings, reporter).deployed(), artifacts)
-    if not artifacts.git.repo_url:
-        reporter.info(
-            "no git remote 'origin': pipelines removed from the templates cannot be told apart from "
-            "other projects' pipelines, so none is shown as deleted"
-        )
+    from .ownership import resolve_owner
+
+    owner = resolve_owner(settings, artifacts.git)
+    deleted = owned_but_not_rendered(flow.connect(settings, reporter).deployed(), artifacts, owner)
     return artifacts, build_graph(artifacts.specs, artifacts.changes, deleted)

@@ -113,7 +113,7 @@ def test_help_shows_each_flags_type_and_default_and_no_surprising_short_flags(pr
         for attr, flag in task.flags.items():
             assert f"[{flag.type}; default: {flag.default}]" in options, (name, attr)
         shorts = set(re.findall(r"(?<![\w-])-(\w)[ ,]", options))
-        assert shorts == ({"n"} if name == "deploy" else set()), (name, shorts)
+        assert shorts == ({"n"} if name in ("deploy", "prune") else set()), (name, shorts)  # -n: dry run (make, rsync)
     deploy_help = " ".join(project.invoke("--help", "deploy").stdout.split())
     assert "--[no-]wait" in deploy_help and "-n, --dry-run" in deploy_help
     assert "[switch; default: off]" in deploy_help and "[number > 0; default: setting `timeout` (600)]" in deploy_help

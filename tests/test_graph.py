@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from python_pachyderm.proto.v2.pps import pps_pb2
 
 from project_helpers import make_project
 
@@ -91,18 +92,17 @@ def test_graph_shows_created_and_deleted_pipelines(chain, cluster):
     assert re.search(rf"^  p0 -\.-> {extra}$", result.json["mermaid"], re.M)  # dashed: not deployed by us any more
 
 
-def test_graph_claims_no_deleted_pipeline_without_a_remote(chain, cluster):
-    chain.pipeline("extra", "first")
-    chain.commit("extra")
+def test_graph_claims_no_pipeline_it_does_not_own_as_deleted(chain, cluster, client):
+    """Only pipelines with our owner annotation (ownership.py) can be "deleted from templates"."""
     assert chain.invoke("deploy").code == 0
-    (chain.root / "templates/extra.json.j2").unlink()
-    chain.commit("extra out")
-    chain.git("remote", "remove", "origin")
-
+    client.create_pipeline(
+        "handmade", transform=pps_pb2.Transform(image="busybox", cmd=["true"]),
+        input=pps_pb2.Input(pfs=pps_pb2.PFSInput(repo="images", glob="/*")),
+    )
     result = chain.invoke("graph", "--json")
     assert result.code == 0, result.stderr
-    assert "extra" not in {p["name"] for p in result.json["pipelines"]}
-    assert "no git remote 'origin'" in result.stderr
+    assert "handmade" not in {p["name"] for p in result.json["pipelines"]}
+    assert not [p for p in result.json["pipelines"] if p["action"] == "delete"]
 
 
 def test_pull_request_summary_embeds_the_graph_above_the_diff(chain, tmp_path):
@@ -123,8 +123,8 @@ def test_pull_request_summary_embeds_the_graph_above_the_diff(chain, tmp_path):
 
 def test_graph_refuses_an_unknown_format_and_reports_template_errors(chain):
     result = chain.invoke("graph", "--format", "png")
-    assert result.code == 2
-    assert result.errors == ["error: task flag: --format='png': use one of mermaid, dot"]
+    assert result.code == 64  # a usage error (errors.UsageError)
+    assert result.errors == ["error: graph --format: 'png' is not one of mermaid, dot"]
 
     chain.write("templates/first.json.j2", '{"pipeline": {"name": "first"}, "transform": {"image": "{{ imag }}"}}')
     chain.commit("typo")
