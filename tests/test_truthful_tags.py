@@ -77,7 +77,7 @@ def test_a_declared_generated_input_that_is_missing_is_refused(project, registry
     "out_dir, words",
     [
         (".", ["would hold the project"]),
-        (".git", ["would hold the project or its .git"]),
+        (".git", ["is inside .git"]),  # config.py refuses it first, naming the key
         ("templates", ["holds the template templates/edges.json.j2"]),
         ("src", ["holds src/model.py", "build"]),
     ],
@@ -92,7 +92,8 @@ def test_an_out_dir_overlapping_what_is_shipped_is_refused_even_when_it_hides_a_
     project.write("app.py", "print('tampered, not committed')\n")  # the edit the dirty check must not miss
     project.write("templates/edges.json.j2", (project.root / "templates/edges.json.j2").read_text().replace("/*", "/"))
     result = project.invoke("deploy")
-    assert_refused(result, 2, f"out_dir {out_dir!r}", *words)
+    named = f"'out_dir' = {out_dir!r}" if out_dir == ".git" else f"out_dir {out_dir!r}"
+    assert_refused(result, 2, named, *words)
     assert_nothing_shipped(registry, unique_repo, cluster)
     assert not (project.root / ".git" / "edges.json").exists()
 
