@@ -17,6 +17,8 @@ class ImageArtifact:
     built: bool = False
     pushed: bool = False
     skipped: str | None = None  # why build/push was skipped, e.g. "already in registry"
+    commit: str | None = None  # the commit whose tree has the image's inputs (commit tags)
+    source_date: int | None = None  # that commit's time, seconds since the epoch
 
     @property
     def ref(self) -> str:

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
+from .artifacts import Artifacts, PipelineChange, RenderedSpec
 from .config import Settings, is_ci, resolve_pachd
 from .errors import GitStateError, PachdError, RefusedError, TestsFailed
 from .gitinfo import GitInfo, is_ancestor, read_git_info
 from .output import Reporter
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
 from .render import render_specs, write_specs
-from .tagging import image_tag
+from .tagging import tag_image
 
 
 # -- tag ------------------------------------------------------------------------------
@@ -27,12 +27,7 @@ def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -
     """Read git, refuse a dirty tree unless allowed, give every image its tag."""
     git = read_git_info(settings.project_dir, ignore=(settings.out_dir,))
     configs = settings.require_images() if need_images else settings.image_configs
-    images = {
-        config.name: ImageArtifact(
-            name=config.name, repository=config.repository, tag=image_tag(settings, config, git, allow_dirty)
-        )
-        for config in configs
-    }
+    images = {config.name: tag_image(settings, config, git, allow_dirty) for config in configs}
     return Artifacts(git=git, images=images)
 
 

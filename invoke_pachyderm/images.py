@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .artifacts import ImageArtifact
-from .config import ImageConfig, Settings
+from .config import ConfigError, ImageConfig, Settings
 from .errors import DockerError, RegistryError
 from .gitinfo import GitInfo
 
@@ -39,11 +39,11 @@ def auth_config(settings: Settings) -> dict[str, str] | None:
     return None
 
 
-def oci_labels(git: GitInfo, artifact: ImageArtifact) -> dict[str, str]:
+def oci_labels(git: GitInfo, artifact: ImageArtifact, project_dir: Path | None = None) -> dict[str, str]:
     labels = {
-        "org.opencontainers.image.revision": git.commit,
+        "org.opencontainers.image.revision": artifact.commit or git.commit,
         "org.opencontainers.image.version": artifact.tag,
-        "org.opencontainers.image.created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.created": created(git, artifact, project_dir),
         "org.opencontainers.image.ref.name": artifact.ref,
     }
     if git.repo_url:
@@ -51,39 +51,59 @@ def oci_labels(git: GitInfo, artifact: ImageArtifact) -> dict[str, str]:
     return labels
 
 
-def build_image(
-    client, project_dir: Path, image: ImageConfig, artifact: ImageArtifact, labels: dict[str, str], log: Log
-) -> None:
+def created(git: GitInfo, artifact: ImageArtifact, project_dir: Path | None, environ=None) -> str:
+    """SOURCE_DATE_EPOCH, else the time of the image's commit; now only for a dirty tree.
+
+    The same commit then gives the same LABEL line, which the builder's cache reuses: the same
+    image ID on a daemon that still has the layers.
+    """
+    from .tagging import commit_time
+
+    environ = os.environ if environ is None else environ
+    seconds: int | None = None
+    if environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit():
+        seconds = int(environ["SOURCE_DATE_EPOCH"])
+    elif artifact.source_date is not None:
+        seconds = artifact.source_date
+    elif not git.dirty and project_dir is not None:
+        seconds = commit_time(project_dir, artifact.commit or git.commit)
+    moment = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) if seconds is not None else _dt.datetime.now(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_image(client, settings: Settings, image: ImageConfig, artifact: ImageArtifact, labels: dict[str, str], log: Log) -> None:
+    """Build from the user's Dockerfile plus one LABEL line (see dockerfile.py), sent as docker-py would."""
     import docker.errors
 
-    context = (project_dir / image.context).resolve()
-    dockerfile = (project_dir / image.dockerfile).resolve()
-    if not dockerfile.is_file():
-        raise DockerError(f"image {image.name!r}: Dockerfile {image.dockerfile} not found in {project_dir}")
+    from .buildcontext import DOCKERFILE_NAME, build_context
+    from .dockerfile import with_labels
+
     try:
-        dockerfile_arg = str(dockerfile.relative_to(context))
-    except ValueError:
-        dockerfile_arg = str(dockerfile)
+        context = build_context(settings, image)
+    except ConfigError as error:
+        raise DockerError(error.message) from None
+    text = with_labels(context.dockerfile.read_text(), labels, image.target)
     try:
-        stream = client.api.build(
-            path=str(context),
-            dockerfile=dockerfile_arg,
-            tag=artifact.ref,
-            buildargs=dict(image.build_args),
-            target=image.target,
-            labels=labels,
-            rm=True,
-            forcerm=True,
-            decode=True,
-        )
-        for chunk in stream:
-            if "error" in chunk or "errorDetail" in chunk:
-                detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
-                raise DockerError(f"image {artifact.ref}: build failed: {detail.strip()}")
-            text = chunk.get("stream", "")
-            for line in text.splitlines():
-                if line.strip():
-                    log(line.rstrip())
+        with context.tar(text) as tar:
+            stream = client.api.build(
+                fileobj=tar,
+                custom_context=True,
+                dockerfile=DOCKERFILE_NAME,
+                tag=artifact.ref,
+                buildargs=dict(image.build_args),
+                target=image.target,
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                    raise DockerError(f"image {artifact.ref}: build failed: {detail.strip()}")
+                output = chunk.get("stream", "")
+                for line in output.splitlines():
+                    if line.strip():
+                        log(line.rstrip())
     except docker.errors.APIError as error:
         raise DockerError(f"image {artifact.ref}: build failed: {_short(error)}") from None
     except (docker.errors.DockerException, OSError) as error:
@@ -272,7 +292,7 @@ def build_and_push_all(
                 log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began)})")
                 return
         client = client or docker_client()
-        build_image(client, settings.project_dir, configs[name], artifact, oci_labels(git, artifact), log)
+        build_image(client, settings, configs[name], artifact, oci_labels(git, artifact, settings.project_dir), log)
         push_image(client, artifact, auth, log)
         log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
 
@@ -300,7 +320,7 @@ def build_all(settings: Settings, git: GitInfo, images: dict[str, ImageArtifact]
     def one(name: str) -> None:
         began = time.monotonic()
         artifact, log = images[name], log_for(name)
-        build_image(docker_client(), settings.project_dir, configs[name], artifact, oci_labels(git, artifact), log)
+        build_image(docker_client(), settings, configs[name], artifact, oci_labels(git, artifact, settings.project_dir), log)
         log(f"built {artifact.ref} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)
