@@ -70,6 +70,7 @@ class Artifacts:
     images: dict[str, ImageArtifact] = field(default_factory=dict)
     specs: list[RenderedSpec] = field(default_factory=list)
     changes: list[PipelineChange] = field(default_factory=list)
+    timings: Any = None  # timings.Timings of the stages run, when measured
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,4 +85,5 @@ class Artifacts:
                 for s in self.specs
             ],
             "pipelines": [asdict(change) for change in self.changes],
+            **({"timings": self.timings.to_json()} if self.timings is not None else {}),
         }

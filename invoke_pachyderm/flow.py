@@ -20,6 +20,7 @@ from .output import Reporter
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
 from .render import render_specs, write_specs
 from .tagging import tag_image
+from .timings import Timings
 
 
 # -- tag ------------------------------------------------------------------------------
@@ -72,7 +73,8 @@ def build_and_push_stage(settings: Settings, reporter: Reporter, artifacts: Arti
 
     with reporter.group("build and push"):
         images.build_and_push_all(
-            settings, artifacts.git, artifacts.images, rebuild, jobs(settings), _log_for(reporter, artifacts)
+            settings, artifacts.git, artifacts.images, rebuild, jobs(settings), _log_for(reporter, artifacts),
+            artifacts.timings,
         )
 
 
@@ -149,31 +151,43 @@ def connect(settings: Settings, reporter: Reporter):
 
 def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Artifacts:
     # Cheap checks first: config, git, templates, pachd, input repos. Then the slow work.
-    artifacts = tag_stage(settings, options.allow_dirty)
-    specs = dependency_order(render_stage(settings, artifacts, write=False))
-    cluster = connect(settings, reporter)
-    check_inputs_exist(cluster, specs)
-    deployed = cluster.deployed([spec.name for spec in specs])
+    clock = Timings()
+    with clock.stage("tag"):
+        artifacts = tag_stage(settings, options.allow_dirty)
+    artifacts.timings = clock
+    with clock.stage("render"):
+        specs = dependency_order(render_stage(settings, artifacts, write=False))
+    with clock.stage("pachd"):
+        cluster = connect(settings, reporter)
+        check_inputs_exist(cluster, specs)
+        deployed = cluster.deployed([spec.name for spec in specs])
     if not options.allow_older:
         refuse_older(settings, artifacts.git, deployed)
     if options.dry_run:
         if settings.pin_digest:  # the plan must compare the image references that would be deployed
             from . import images
 
-            images.lookup_digests(settings, artifacts.images)
-            specs = dependency_order(render_stage(settings, artifacts, write=False))
-        artifacts.changes = compute_changes(cluster, specs, deployed, options.force)
+            with clock.stage("registry"):
+                images.lookup_digests(settings, artifacts.images)
+            with clock.stage("render"):
+                specs = dependency_order(render_stage(settings, artifacts, write=False))
+        with clock.stage("plan"):
+            artifacts.changes = compute_changes(cluster, specs, deployed, options.force)
         return artifacts
     if not options.skip_tests:
-        test_stage(settings, reporter)
+        with clock.stage("test"):
+            test_stage(settings, reporter)
     build_and_push_stage(settings, reporter, artifacts, options.rebuild)
-    specs = dependency_order(render_stage(settings, artifacts, write=True))
-    artifacts.changes = compute_changes(cluster, specs, deployed, options.force)
-    apply_changes(cluster, reporter, artifacts, deployed, options.reprocess)
+    with clock.stage("render"):
+        specs = dependency_order(render_stage(settings, artifacts, write=True))
+    with clock.stage("plan"):
+        artifacts.changes = compute_changes(cluster, specs, deployed, options.force)
+    with clock.stage("apply"):
+        apply_changes(cluster, reporter, artifacts, deployed, options.reprocess)
     wait = options.wait if options.wait is not None else (settings.wait if settings.wait is not None else is_ci())
     if wait:
         touched = [c.name for c in artifacts.changes if c.action != "unchanged"]
-        with reporter.group("wait for pipelines to run"):
+        with reporter.group("wait for pipelines to run"), clock.stage("wait"):
             cluster.wait_running(touched, options.timeout or settings.timeout, reporter.info)
     return artifacts
 

@@ -1,6 +1,7 @@
 """Build, push and look up images. The only module that imports `docker` (lazily)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -267,14 +268,17 @@ def build_and_push_all(
     rebuild: bool,
     jobs: int,
     log_for: Callable[[str], Log],
+    timings=None,
 ) -> None:
     """For each image: skip if its tag is already in the registry (unless rebuild), else build and push.
 
     The registry is asked directly first; docker is imported and the daemon reached only for an
     image the registry did not confirm. Each image ends with one line: skipped or built+pushed.
+    `timings` (a timings.Timings), if given, gets the registry, build and push times.
     """
     configs = {config.name: config for config in settings.image_configs}
     auth = auth_config(settings)
+    stage = timings.stage if timings is not None else _untimed
 
     def one(name: str) -> None:
         began = time.monotonic()
@@ -282,21 +286,29 @@ def build_and_push_all(
         log = log_for(name)
         client = None
         if not rebuild:
-            digest = direct_digest(artifact, auth)
-            if not digest:
-                client = docker_client()
-                digest = registry_digest(client, artifact, auth)
+            with stage("registry"):
+                digest = direct_digest(artifact, auth)
+                if not digest:
+                    client = docker_client()
+                    digest = registry_digest(client, artifact, auth)
             if digest:
                 artifact.digest = digest
                 artifact.skipped = "already in registry"
                 log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began)})")
                 return
-        client = client or docker_client()
-        build_image(client, settings, configs[name], artifact, oci_labels(git, artifact, settings.project_dir), log)
-        push_image(client, artifact, auth, log)
+        with stage("build"):
+            client = client or docker_client()
+            build_image(client, settings, configs[name], artifact, oci_labels(git, artifact, settings.project_dir), log)
+        with stage("push"):
+            push_image(client, artifact, auth, log)
         log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)
+
+
+@contextlib.contextmanager
+def _untimed(name: str):
+    yield
 
 
 def lookup_digests(settings: Settings, images: dict[str, ImageArtifact]) -> None:

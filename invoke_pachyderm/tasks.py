@@ -206,6 +206,8 @@ def flow_summary(artifacts, dry_run: bool) -> str:
             lines.append(f"{change.name}: unchanged (version {change.version})")
         else:
             lines.append(f"{change.name}: {change.action}d (version {change.version})")
+    if artifacts.timings is not None:
+        lines.append(artifacts.timings.summary())
     return "\n".join(lines)
 
 
