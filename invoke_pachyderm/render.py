@@ -95,7 +95,9 @@ def render_specs(
         key = cache.key(path, source, variables_key)
         specs = cache.get(key)
         if specs is None:
-            specs = render_template(make_environment(settings.project_dir), path, source, variables)
+            specs = render_simple(path, source, variables)
+            if specs is None:
+                specs = render_template(make_environment(settings.project_dir), path, source, variables)
             for spec in specs:
                 check_spec(spec, source)
             cache.put(key, specs)
@@ -106,6 +108,41 @@ def render_specs(
             seen[name] = source
             rendered.append(RenderedSpec(name=name, source=source, spec=spec))
     return rendered
+
+
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*\}\}")
+
+
+def render_simple(path: Path, source: str, variables: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """A template whose only Jinja is `{{ name }}` / `{{ a.b.c }}` naming strings, rendered without
+    compiling it; None when it has anything else, so that Jinja renders it (and words any error)."""
+    text = path.read_text()
+    if "{%" in text or "{#" in text or "{{" in _SIMPLE.sub("", text):
+        return None
+    values: dict[str, str] = {}
+    for name in set(_SIMPLE.findall(text)):
+        value = _lookup(variables, name)
+        if value is None:
+            return None
+        values[name] = value
+    output = _SIMPLE.sub(lambda match: values[match.group(1)], text)
+    try:
+        document = json.loads(output)
+    except ValueError:
+        return None
+    specs = document if isinstance(document, list) else [document]
+    return specs if all(isinstance(spec, dict) for spec in specs) else None
+
+
+def _lookup(variables: Mapping[str, Any], dotted: str) -> str | None:
+    """The string at a dotted path of plain mappings, as Jinja would give it; else None."""
+    value: Any = variables
+    for part in dotted.split("."):
+        # Jinja tries an attribute first: `x.items` of a dict is its method, not a key.
+        if not isinstance(value, Mapping) or part not in value or hasattr(dict, part):
+            return None
+        value = value[part]
+    return value if type(value) is str else None
 
 
 def check_spec(spec: dict[str, Any], source: str) -> None:
