@@ -5,6 +5,7 @@ of Invoke. Docker and pachd are reached through `images` and `cluster`, imported
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -94,7 +95,9 @@ def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -
     return specs
 
 
-def provenance(settings: Settings, artifacts: Artifacts, environ=None) -> dict[str, str]:
+def provenance(settings: Settings, artifacts: Artifacts, environ=None, uses: str | None = None) -> dict[str, str]:
+    """The annotations of a deployed spec; with `uses` (the spec's JSON), only the images it names,
+    so that a new tag of one image changes only the specs that run it."""
     environ = os.environ if environ is None else environ
     annotations = {
         "commit": artifacts.git.commit,
@@ -104,6 +107,8 @@ def provenance(settings: Settings, artifacts: Artifacts, environ=None) -> dict[s
     if artifacts.git.repo_url:
         annotations["repository"] = artifacts.git.repo_url
     for name, image in artifacts.images.items():
+        if uses is not None and image.ref not in uses:
+            continue
         suffix = "" if name == "main" else f".{name}"
         annotations[f"image{suffix}"] = image.ref
         if image.digest:
@@ -124,7 +129,7 @@ def ci_run_url(environ) -> str | None:
 def add_provenance(spec: RenderedSpec, settings: Settings, artifacts: Artifacts) -> None:
     metadata = spec.spec.setdefault("metadata", {})
     annotations = metadata.setdefault("annotations", {})
-    annotations.update(provenance(settings, artifacts))
+    annotations.update(provenance(settings, artifacts, uses=json.dumps(spec.spec)))
 
 
 # -- deploy ---------------------------------------------------------------------------

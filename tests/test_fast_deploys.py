@@ -73,3 +73,28 @@ def test_each_stage_is_timed_in_json_and_summed_up_in_one_human_line(project):
     last = again.stdout.splitlines()[-1]
     assert re.fullmatch(r"\w+ \d+\.\d\d s( · \w+ \d+\.\d\d s)*", last), last
     assert last.startswith("tag ") and " registry " in last and " build " not in last  # nothing was built
+
+
+def test_new_code_in_one_image_bumps_only_the_pipelines_running_it(tmp_path, services, registry, cluster, unique_repo):
+    from fixtures_services import write_busybox_context
+
+    images = "".join(
+        f'\n[[tool.invoke-pachyderm.images]]\nname = "{name}"\nrepository = "{registry.host}/{unique_repo}-{name}"\n'
+        f'context = "{name}"\ndockerfile = "{name}/Dockerfile"\n'
+        for name in ("a", "b")
+    )
+    project = make_project(tmp_path, services, f"grpc://{cluster.address}", f"{registry.host}/{unique_repo}",
+                           settings=images, pipelines=())
+    for name in ("a", "b"):
+        write_busybox_context(project.root / name, extra_files={"code.txt": f"{name} v1\n"})
+        project.pipeline(f"runs-{name}", "images", image_var=f"images.{name}.ref")
+    project.commit("two images")
+    assert project.invoke("deploy").code == 0
+    assert cluster.pipeline_versions() == {"runs-a": 1, "runs-b": 1}
+
+    write_busybox_context(project.root / "a", extra_files={"code.txt": "a v2\n"})
+    changed = project.commit("new code in image a")
+    result = project.invoke("deploy", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json["images"]["a"]["tag"] == changed and result.json["images"]["b"]["built"] is False
+    assert cluster.pipeline_versions() == {"runs-a": 2, "runs-b": 1}
