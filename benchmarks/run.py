@@ -313,8 +313,11 @@ def run_scenarios(workdir: Path, services: Services, n: int, k: int, repeats: in
         project.remove_local_images()  # the baseline's cold build starts without our build cache
         rows["cold deploy"]["baseline"] = summarize([project.baseline()])
 
-        ours = [project.deploy() for _ in range(repeats)]
-        base = [project.baseline() for _ in range(repeats)]
+        ours, base, floor = [], [], []
+        for _ in range(repeats):  # interleaved, so that the three share the machine's noise
+            ours.append(project.deploy())
+            base.append(project.baseline())
+            floor.append(timed([sys.executable, "-c", FLOOR], project.root, project.env)[0])
         rows["redeploy, no change"] = {"ours": summarize(ours), "baseline": summarize(base)}
 
         ours, base = [], []
@@ -337,9 +340,9 @@ def run_scenarios(workdir: Path, services: Services, n: int, k: int, repeats: in
             base.append(project.baseline())
         rows["one image's code changed"] = {"ours": summarize(ours), "baseline": summarize(base)}
 
-        floor = median_time([sys.executable, "-c", FLOOR], project.root, project.env, repeats)
         list_seconds = median_time([str(VENV_BIN / "invoke"), "--list"], project.root, project.env, repeats)
-        return {"n": n, "k": k, "rows": rows, "list_seconds": list_seconds, "floor_seconds": floor}
+        return {"n": n, "k": k, "rows": rows, "list_seconds": list_seconds,
+                "floor_seconds": statistics.median(floor)}
     finally:
         project.stop()
 
@@ -555,7 +558,8 @@ def report(data: dict, before: dict | None = None) -> str:
             text = " · ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
             out.append(f"| {project['n']} | {project['k']} | {scenario} | {text} |")
     out += ["", "## No-op deploy against the import floor of its own clients", "",
-            f"Floor: `python -c \"{FLOOR}\"` in the same venv and project, median of {data['repeats']}.", "",
+            f"Floor: `python -c \"{FLOOR}\"` in the same venv and project, median of {data['repeats']}, each run",
+            "right after a no-op deploy and a baseline run (so all three share the machine's load).", "",
             "| N | K | no-op deploy | import floor | no-op / floor | `invoke --list` |", "|---:|---:|---:|---:|---:|---:|"]
     for project in data["projects"]:
         noop = project["rows"]["redeploy, no change"]["ours"]["seconds"]
