@@ -17,6 +17,8 @@ class ImageArtifact:
     built: bool = False
     pushed: bool = False
     skipped: str | None = None  # why build/push was skipped, e.g. "already in registry"
+    commit: str | None = None  # the commit whose tree has the image's inputs (commit tags)
+    source_date: int | None = None  # that commit's time, seconds since the epoch
 
     @property
     def ref(self) -> str:
@@ -79,6 +81,7 @@ class Artifacts:
     images: dict[str, ImageArtifact] = field(default_factory=dict)
     specs: list[RenderedSpec] = field(default_factory=list)
     changes: list[PipelineChange] = field(default_factory=list)
+    timings: Any = None  # timings.Timings of the stages run, when measured
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,4 +96,5 @@ class Artifacts:
                 for s in self.specs
             ],
             "pipelines": [{**asdict(change), "defaults_note": change.defaults_note} for change in self.changes],
+            **({"timings": self.timings.to_json()} if self.timings is not None else {}),
         }

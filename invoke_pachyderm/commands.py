@@ -167,6 +167,8 @@ def deploy_summary(artifacts, dry_run: bool) -> str:
             lines.append(f"{change.name}: {change.action}d (version {change.version})")
         if change.defaults_note:
             lines.append(f"{change.name}: note: {change.defaults_note}")
+    if getattr(artifacts, "timings", None) is not None:
+        lines.append(artifacts.timings.summary())
     return "\n".join(lines)
 
 

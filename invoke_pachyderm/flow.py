@@ -5,15 +5,15 @@ of Invoke. Docker and pachd are reached through `images` and `cluster`, imported
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, secrecy, source
-from .artifacts import Artifacts, ImageArtifact, PipelineChange, RenderedSpec
-from . import prune
+from . import __version__, prune, secrecy, source
+from .artifacts import Artifacts, PipelineChange, RenderedSpec
 from .concurrency import guard, planned_versions
 from .config import Settings, check_build_files, is_ci, resolve_pachd
 from .errors import ConfigError, GitStateError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
@@ -23,7 +23,8 @@ from .ownership import OWNER_ANNOTATION, is_owned, owner_of, refuse_foreign, res
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
 from .progress import Progress
 from .render import render_specs, write_specs
-from .tagging import image_tag
+from .tagging import tag_image
+from .timings import Timings
 
 
 # -- tag ------------------------------------------------------------------------------
@@ -37,12 +38,7 @@ def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -
     configs = settings.require_images() if need_images else settings.image_configs
     for config in configs if need_images else ():
         check_build_files(settings, config)
-    images = {
-        config.name: ImageArtifact(
-            name=config.name, repository=config.repository, tag=image_tag(settings, config, git, allow_dirty)
-        )
-        for config in configs
-    }
+    images = {config.name: tag_image(settings, config, git, allow_dirty) for config in configs}
     return Artifacts(git=git, images=images)
 
 
@@ -95,7 +91,8 @@ def build_and_push_stage(settings: Settings, reporter: Reporter, artifacts: Arti
 
     with reporter.group("build and push"):
         images.build_and_push_all(
-            settings, artifacts.git, artifacts.images, rebuild, jobs(settings), _log_for(reporter, artifacts)
+            settings, artifacts.git, artifacts.images, rebuild, jobs(settings), _log_for(reporter, artifacts),
+            artifacts.timings,
         )
 
 
@@ -118,7 +115,9 @@ def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -
     return specs
 
 
-def provenance(settings: Settings, artifacts: Artifacts, environ=None) -> dict[str, str]:
+def provenance(settings: Settings, artifacts: Artifacts, environ=None, uses: str | None = None) -> dict[str, str]:
+    """The annotations of a deployed spec; with `uses` (the spec's JSON), only the images it names,
+    so that a new tag of one image changes only the specs that run it."""
     environ = os.environ if environ is None else environ
     annotations = {
         "commit": artifacts.git.commit,
@@ -128,6 +127,8 @@ def provenance(settings: Settings, artifacts: Artifacts, environ=None) -> dict[s
     if artifacts.git.repo_url:
         annotations["repository"] = artifacts.git.repo_url
     for name, image in artifacts.images.items():
+        if uses is not None and image.ref not in uses:
+            continue
         suffix = "" if name == "main" else f".{name}"
         annotations[f"image{suffix}"] = image.ref
         if image.digest:
@@ -148,7 +149,7 @@ def ci_run_url(environ) -> str | None:
 def add_provenance(spec: RenderedSpec, settings: Settings, artifacts: Artifacts) -> None:
     metadata = spec.spec.setdefault("metadata", {})
     annotations = metadata.setdefault("annotations", {})
-    annotations.update(provenance(settings, artifacts))
+    annotations.update(provenance(settings, artifacts, uses=json.dumps(spec.spec)))
 
 
 # -- deploy ---------------------------------------------------------------------------
@@ -192,15 +193,20 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
     if options.rollback_on_failure and options.wait is False:
         raise ConfigError("task flag: --rollback-on-failure needs --wait (it rolls back what does not run); drop --no-wait")
     wait = wait or options.rollback_on_failure
-    artifacts = tag_stage(settings, options.allow_dirty)
+    clock = Timings()
+    with clock.stage("tag"):
+        artifacts = tag_stage(settings, options.allow_dirty)
+    artifacts.timings = clock
     progress.artifacts = artifacts
-    specs = dependency_order(render_stage(settings, artifacts, write=False))
-    cluster = connect(settings, reporter)
-    check_inputs_exist(cluster, specs)
-    deployed = cluster.deployed([spec.name for spec in specs])
-    owner = resolve_owner(settings, artifacts.git)
-    refuse_foreign(deployed, owner, settings.project, options.adopt)
-    doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
+    with clock.stage("render"):
+        specs = dependency_order(render_stage(settings, artifacts, write=False))
+    with clock.stage("pachd"):
+        cluster = connect(settings, reporter)
+        check_inputs_exist(cluster, specs)
+        deployed = cluster.deployed([spec.name for spec in specs])
+        owner = resolve_owner(settings, artifacts.git)
+        refuse_foreign(deployed, owner, settings.project, options.adopt)
+        doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
     if not options.allow_older:
         refuse_older(settings, artifacts.git, deployed)
     against = {**deployed, **{p.name: p for p in doomed}}  # what the plan is computed against
@@ -210,33 +216,42 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
         if settings.pin_digest:  # the plan must compare the image references that would be deployed
             from . import images
 
-            images.lookup_digests(settings, artifacts.images)
-            specs = dependency_order(render_stage(settings, artifacts, write=False))
-        artifacts.changes = (
-            compute_changes(cluster, specs, deployed, options.force, options.regenerate) + prune.deletion_changes(doomed)
-        )
+            with clock.stage("registry"):
+                images.lookup_digests(settings, artifacts.images)
+            with clock.stage("render"):
+                specs = dependency_order(render_stage(settings, artifacts, write=False))
+        with clock.stage("plan"):
+            artifacts.changes = (
+                compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+                + prune.deletion_changes(doomed)
+            )
         return artifacts
     if not options.skip_tests:
         progress.stage = "the tests"
-        test_stage(settings, reporter)
+        with clock.stage("test"):
+            test_stage(settings, reporter)
     progress.stage = "the build and push"
     build_and_push_stage(settings, reporter, artifacts, options.rebuild)
     progress.stage = "rendering"
-    specs = dependency_order(render_stage(settings, artifacts, write=True))
-    artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+    with clock.stage("render"):
+        specs = dependency_order(render_stage(settings, artifacts, write=True))
+    with clock.stage("plan"):
+        artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
     progress.stage, progress.cluster = "the transaction", cluster
     progress.applying = [c.name for c in artifacts.changes if c.action != "unchanged"]
     progress.before = {name: pipeline.version for name, pipeline in deployed.items()}
-    applied = apply_changes(cluster, reporter, artifacts, deployed, options.reprocess, check)
+    with clock.stage("apply"):
+        applied = apply_changes(cluster, reporter, artifacts, deployed, options.reprocess, check)
     progress.applied = True
     if doomed:
         progress.stage, progress.note = "the prune", "the prune may not have finished; check with `invoke status`"
-        prune_after_apply(cluster, reporter, artifacts, owner, doomed, options.keep_repo, None if applied else check)
+        with clock.stage("prune"):
+            prune_after_apply(cluster, reporter, artifacts, owner, doomed, options.keep_repo, None if applied else check)
     if wait:
         progress.stage, progress.note = "the wait for RUNNING", "stopped waiting for RUNNING"
         touched = [c.name for c in artifacts.changes if c.action in ("create", "update")]
         try:
-            with reporter.group("wait for pipelines to run"):
+            with reporter.group("wait for pipelines to run"), clock.stage("wait"):
                 from .watch import wait_running
 
                 wait_running(cluster, touched, options.timeout or settings.timeout, reporter.info)

@@ -5,7 +5,7 @@ Called by the task adapters (and the nox sessions) after a stage; a no-op outsid
 
 Outputs (`$GITHUB_OUTPUT`, so `steps.<id>.outputs.<name>`):
 
-    commit             the commit the images are tagged with (a pull request's head SHA)
+    commit             the commit deployed (a pull request's head SHA)
     tag                the main image's tag
     image              the main (first) image reference, repository:tag
     digest             the main image's digest, once pushed or found in the registry

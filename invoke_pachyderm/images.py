@@ -1,6 +1,7 @@
 """Build, push and look up images. The only module that imports `docker` (lazily)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -12,7 +13,7 @@ from typing import Callable, Iterable
 
 from . import source
 from .artifacts import ImageArtifact
-from .config import ImageConfig, Settings
+from .config import ConfigError, ImageConfig, Settings
 from .errors import DockerError, RegistryError
 from .gitinfo import GitInfo
 from .transfer_progress import TransferProgress
@@ -42,11 +43,11 @@ def auth_config(settings: Settings) -> dict[str, str] | None:
     return None
 
 
-def oci_labels(git: GitInfo, artifact: ImageArtifact) -> dict[str, str]:
+def oci_labels(git: GitInfo, artifact: ImageArtifact, project_dir: Path | None = None) -> dict[str, str]:
     labels = {
-        "org.opencontainers.image.revision": git.commit,
+        "org.opencontainers.image.revision": artifact.commit or git.commit,
         "org.opencontainers.image.version": artifact.tag,
-        "org.opencontainers.image.created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.created": created(git, artifact, project_dir),
         "org.opencontainers.image.ref.name": artifact.ref,
     }
     if git.repo_url:
@@ -54,47 +55,75 @@ def oci_labels(git: GitInfo, artifact: ImageArtifact) -> dict[str, str]:
     return labels
 
 
+def created(git: GitInfo, artifact: ImageArtifact, project_dir: Path | None, environ=None) -> str:
+    """SOURCE_DATE_EPOCH, else the time of the image's commit; now only for a dirty tree.
+
+    The same commit then gives the same LABEL line, which the builder's cache reuses: the same
+    image ID on a daemon that still has the layers.
+    """
+    from .tagging import commit_time
+
+    environ = os.environ if environ is None else environ
+    seconds: int | None = None
+    if environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit():
+        seconds = int(environ["SOURCE_DATE_EPOCH"])
+    elif artifact.source_date is not None:
+        seconds = artifact.source_date
+    elif not git.dirty and project_dir is not None:
+        seconds = commit_time(project_dir, artifact.commit or git.commit)
+    moment = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) if seconds is not None else _dt.datetime.now(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def build_image(
-    client, project_dir: Path, image: ImageConfig, artifact: ImageArtifact, labels: dict[str, str], log: Log
+    client, settings: Settings, image: ImageConfig, artifact: ImageArtifact, labels: dict[str, str], log: Log,
+    project_dir: Path | None = None,
 ) -> None:
+    """Build from the user's Dockerfile plus one LABEL line (see dockerfile.py), sent as docker-py would.
+
+    `project_dir`: where the context and Dockerfile are read (source.build_source's copy of the commit)."""
+    import dataclasses
+
     import docker.errors
     import urllib3.exceptions
 
-    context = (project_dir / image.context).resolve()
-    dockerfile = (project_dir / image.dockerfile).resolve()
-    if not dockerfile.is_file():
-        raise DockerError(f"image {image.name!r}: Dockerfile {image.dockerfile} not found in {project_dir}")
+    from .buildcontext import DOCKERFILE_NAME, build_context
+    from .dockerfile import with_labels
+
+    where = dataclasses.replace(settings, project_dir=project_dir) if project_dir is not None else settings
     try:
-        dockerfile_arg = str(dockerfile.relative_to(context))
-    except ValueError:
-        dockerfile_arg = str(dockerfile)
+        context = build_context(where, image)
+    except ConfigError as error:
+        raise DockerError(error.message) from None
+    text = with_labels(context.dockerfile.read_text(), labels, image.target)
     step = "before its first step"
     try:
-        stream = client.api.build(
-            path=str(context),
-            dockerfile=dockerfile_arg,
-            tag=artifact.ref,
-            buildargs=dict(image.build_args),
-            target=image.target,
-            labels=labels,
-            rm=True,
-            forcerm=True,
-            decode=True,
-        )
-        with TransferProgress("pull", log) as pull:  # of the base image, when the daemon lacks it
-            for chunk in stream:
-                if "error" in chunk or "errorDetail" in chunk:
-                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
-                    raise DockerError(f"image {artifact.ref}: build failed: {detail.strip()}")
-                pull.feed(chunk)
-                text = chunk.get("stream", "")
-                for line in text.splitlines():
-                    if line.strip():
-                        pull.say(line.rstrip())
-                    if line.startswith("Step "):
-                        step = f"at {line.strip()[:120]}"
-        if pull.summary():
-            log(pull.summary())
+        with context.tar(text) as tar:
+            stream = client.api.build(
+                fileobj=tar,
+                custom_context=True,
+                dockerfile=DOCKERFILE_NAME,
+                tag=artifact.ref,
+                buildargs=dict(image.build_args),
+                target=image.target,
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            with TransferProgress("pull", log) as pull:  # of the base image, when the daemon lacks it
+                for chunk in stream:
+                    if "error" in chunk or "errorDetail" in chunk:
+                        detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                        raise DockerError(f"image {artifact.ref}: build failed: {detail.strip()}")
+                    pull.feed(chunk)
+                    output = chunk.get("stream", "")
+                    for line in output.splitlines():
+                        if line.strip():
+                            pull.say(line.rstrip())
+                        if line.startswith("Step "):
+                            step = f"at {line.strip()[:120]}"
+            if pull.summary():
+                log(pull.summary())
     except docker.errors.APIError as error:
         raise DockerError(f"image {artifact.ref}: build failed: {_short(error)}") from None
     except (docker.errors.DockerException, OSError) as error:
@@ -276,14 +305,17 @@ def build_and_push_all(
     rebuild: bool,
     jobs: int,
     log_for: Callable[[str], Log],
+    timings=None,
 ) -> None:
     """For each image: skip if its tag is already in the registry (unless rebuild), else build and push.
 
     The registry is asked directly first; docker is imported and the daemon reached only for an
     image the registry did not confirm. Each image ends with one line: skipped or built+pushed.
+    `timings` (a timings.Timings), if given, gets the registry, build and push times.
     """
     configs = {config.name: config for config in settings.image_configs}
     auth = auth_config(settings)
+    stage = timings.stage if timings is not None else _untimed
 
     def one(name: str) -> None:
         began = time.monotonic()
@@ -291,22 +323,31 @@ def build_and_push_all(
         log = log_for(name)
         client = None
         if not rebuild:
-            digest = direct_digest(artifact, auth)
-            if not digest:
-                client = docker_client()
-                digest = registry_digest(client, artifact, auth)
+            with stage("registry"):
+                digest = direct_digest(artifact, auth)
+                if not digest:
+                    client = docker_client()
+                    digest = registry_digest(client, artifact, auth)
             if digest:
                 artifact.digest = digest
                 artifact.skipped = "already in registry"
                 log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began)})")
                 return
-        client = client or docker_client()
-        with source.build_source(settings, configs[name], git) as source_dir:
-            build_image(client, source_dir, configs[name], artifact, oci_labels(git, artifact), log)
-        push_image(client, artifact, auth, log)
+        with stage("build"):
+            client = client or docker_client()
+            with source.build_source(settings, configs[name], git) as source_dir:
+                labels = oci_labels(git, artifact, settings.project_dir)
+                build_image(client, settings, configs[name], artifact, labels, log, project_dir=source_dir)
+        with stage("push"):
+            push_image(client, artifact, auth, log)
         log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)
+
+
+@contextlib.contextmanager
+def _untimed(name: str):
+    yield
 
 
 def lookup_digests(settings: Settings, images: dict[str, ImageArtifact]) -> None:
@@ -331,7 +372,8 @@ def build_all(settings: Settings, git: GitInfo, images: dict[str, ImageArtifact]
         began = time.monotonic()
         artifact, log = images[name], log_for(name)
         with source.build_source(settings, configs[name], git) as source_dir:
-            build_image(docker_client(), source_dir, configs[name], artifact, oci_labels(git, artifact), log)
+            labels = oci_labels(git, artifact, settings.project_dir)
+            build_image(docker_client(), settings, configs[name], artifact, labels, log, project_dir=source_dir)
         log(f"built {artifact.ref} in {_seconds(began)}")
 
     run_parallel(one, list(images), jobs)

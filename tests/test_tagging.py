@@ -10,7 +10,8 @@ import pytest
 from invoke_pachyderm.config import ImageConfig, load_settings
 from invoke_pachyderm.errors import ConfigError, GitStateError
 from invoke_pachyderm.gitinfo import GitInfo, read_git_info
-from invoke_pachyderm.tagging import context_files, image_tag, inputs_digest
+from invoke_pachyderm.buildcontext import build_context
+from invoke_pachyderm.tagging import image_tag, inputs_digest
 from git_helpers import commit_all, run_git
 
 SHA = re.compile(r"[0-9a-f]{40}")
@@ -158,7 +159,12 @@ def image(**overrides) -> ImageConfig:
 
 
 def digest(project: Path, **overrides) -> str:
-    return inputs_digest(project, image(**overrides))
+    return inputs_digest(load_settings(project, environ={}), image(**overrides))
+
+
+def context_files(project: Path) -> list[str]:
+    """What Docker is sent from the `ctx/` context of `project`."""
+    return build_context(load_settings(project, environ={}), image()).files()
 
 
 def committed(project: Path) -> GitInfo:
@@ -274,7 +280,7 @@ def test_dockerignore_exceptions(ctx):
     (docs / "keep.md").write_text("k\n")
     (docs / "drop.md").write_text("d\n")
     (ctx / "ctx" / ".dockerignore").write_text("*.md\ndocs\n!docs/keep.md\n!README.md\n")
-    files = context_files(ctx / "ctx")
+    files = context_files(ctx)
     assert "docs/keep.md" in files and "README.md" in files
     assert "docs/drop.md" not in files
     before = digest(ctx)
@@ -286,7 +292,7 @@ def test_dockerignore_exceptions(ctx):
 
 def test_dockerignore_last_match_wins(ctx):
     (ctx / "ctx" / ".dockerignore").write_text("!README.md\n*.md\n")
-    assert "README.md" not in context_files(ctx / "ctx")
+    assert "README.md" not in context_files(ctx)
 
 
 def test_dockerignore_double_star(ctx):
@@ -298,7 +304,7 @@ def test_dockerignore_double_star(ctx):
     (deep / "data.csv").write_text("1")
     (ctx / "ctx" / "data.csv").write_text("1")
     (ctx / "ctx" / ".dockerignore").write_text("**/*.pyc\na/**/*.csv\n")
-    files = context_files(ctx / "ctx")
+    files = context_files(ctx)
     assert "a/b/x.pyc" not in files and "top.pyc" not in files
     assert "a/b/data.csv" not in files
     assert "data.csv" in files and "a/b/x.py" in files
@@ -308,16 +314,18 @@ def test_dockerignore_single_star_does_not_cross_directories(ctx):
     (ctx / "ctx" / "src" / "deep").mkdir()
     (ctx / "ctx" / "src" / "deep" / "y.py").write_text("1")
     (ctx / "ctx" / ".dockerignore").write_text("src/*.py\n")
-    files = context_files(ctx / "ctx")
+    files = context_files(ctx)
     assert "src/main.py" not in files
     assert "src/deep/y.py" in files
 
 
 def test_context_files_skip_the_git_directory(ctx):
     run_git(ctx / "ctx", "init", "-q")
-    files = context_files(ctx / "ctx")
+    files = context_files(ctx)
     assert not any(f.startswith(".git/") for f in files)
     assert files == sorted(files)
+    (ctx / "ctx" / ".dockerignore").write_text("!.git\n")  # the user's patterns come after ours
+    assert any(f.startswith(".git/") for f in context_files(ctx))
 
 
 def test_dangling_symlink_in_the_context(ctx):
@@ -333,3 +341,94 @@ def test_missing_context_or_dockerfile(ctx):
         digest(ctx, context="nope")
     with pytest.raises(ConfigError, match="Dockerfile 'ctx/Missing' not found"):
         digest(ctx, dockerfile="ctx/Missing")
+
+
+# -- the default tag: the last commit that changed the image's inputs ----------------------------
+
+
+def write(project: Path, relative: str, text: str) -> None:
+    path = project / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_spec_only_commit_keeps_the_tag_of_the_commit_with_the_inputs(project):
+    write(project, "templates/edges.json.j2", "{}\n")
+    write(project, "app.py", "print('v2')\n")
+    code = commit_all(project, "code and a spec")
+    assert tag_of(project) == code
+    write(project, "templates/edges.json.j2", '{"description": "x"}\n')
+    write(project, "templates/new.json.j2", "{}\n")
+    spec_only = commit_all(project, "specs only")
+    tag = tag_of(project)
+    assert tag == code != spec_only
+    assert run_git(project, "cat-file", "-t", tag) == "commit"  # `git show` opens it
+    assert run_git(project, "rev-parse", f"{tag}:app.py") == run_git(project, "rev-parse", "HEAD:app.py")
+
+
+def test_files_outside_the_context_or_dockerignored_keep_the_tag(project):
+    (project / "ctx").mkdir()
+    for name in ("Dockerfile", "app.py"):
+        (project / name).rename(project / "ctx" / name)
+    write(project, "ctx/.dockerignore", "*.md\n")
+    write(project, "pyproject.toml", '[tool.invoke-pachyderm]\ncontext = "ctx"\ndockerfile = "ctx/Dockerfile"\n')
+    inputs = commit_all(project, "a context of its own")
+    flags = {}
+    write(project, "docs/usage.md", "outside\n")
+    write(project, "ctx/NOTES.md", "ignored\n")
+    commit_all(project, "docs")
+    assert tag_of(project, **flags) == inputs
+    write(project, "ctx/.dockerignore", "*.md\n*.tmp\n")  # sent to Docker too
+    changed = commit_all(project, "dockerignore")
+    assert tag_of(project, **flags) == changed
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: (p / "app.py").unlink(),
+        lambda p: os.chmod(p / "app.py", 0o755),
+        lambda p: write(p, "Dockerfile", "FROM busybox\nCOPY . /srv\n"),
+        lambda p: write(p, "lib/new.py", ""),
+    ],
+    ids=["deleted-file", "executable-bit", "dockerfile", "new-file"],
+)
+def test_a_change_of_the_inputs_is_a_new_tag(project, change):
+    change(project)
+    changed = commit_all(project)
+    assert tag_of(project) == changed
+
+
+def test_build_args_in_pyproject_are_inputs_even_outside_the_context(project):
+    (project / "ctx").mkdir()
+    (project / "Dockerfile").rename(project / "ctx" / "Dockerfile")
+    write(project, "pyproject.toml", '[tool.invoke-pachyderm]\ncontext = "ctx"\ndockerfile = "ctx/Dockerfile"\n'
+          'build_args = {V = "1"}\n')
+    first = commit_all(project)
+    assert tag_of(project) == first
+    write(project, "pyproject.toml", (project / "pyproject.toml").read_text().replace('"1"', '"2"'))
+    changed = commit_all(project)
+    assert tag_of(project) == changed != first
+
+
+def test_build_settings_from_the_environment_give_the_head_commit(project):
+    write(project, "templates/edges.json.j2", "{}\n")
+    head = commit_all(project, "spec only")
+    settings = load_settings(project, flags={"image": "reg/app"}, environ={"INVOKE_PACHYDERM_BUILD_ARGS": '{"V": "1"}'})
+    (image,) = settings.require_images()
+    assert image_tag(settings, image, read_git_info(project, environ={})) == head
+
+
+def test_spec_templates_and_out_dir_are_not_sent_nor_hashed(tmp_path):
+    project = tmp_path / "p"
+    write(project, "Dockerfile", "FROM busybox\nCOPY . /app\n")
+    write(project, "app.py", "1\n")
+    write(project, "templates/a.json.j2", "{}\n")
+    settings = load_settings(project, flags={"image": "reg/app", "tag": "inputs"}, environ={})
+    (config,) = settings.require_images()
+    assert build_context(settings, config).files() == ["Dockerfile", "app.py"]
+    before = inputs_digest(settings, config)
+    write(project, "build/pipelines/a.json", '{"image": "reg/app:inputs-..."}\n')  # a render
+    write(project, "templates/a.json.j2", '{"description": "changed"}\n')
+    assert build_context(settings, config).files() == ["Dockerfile", "app.py"]
+    assert inputs_digest(settings, config) == before
