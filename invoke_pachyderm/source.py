@@ -8,6 +8,8 @@ is the working tree's tracked and untracked-but-not-ignored files, the ones the 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import io
 import os
@@ -72,17 +74,22 @@ def check_out_dir(settings: Settings) -> None:
     top = repo_root(project)
     if not _inside(out, top):
         return
-    from .tagging import is_ignored, read_dockerignore
+    from .buildcontext import build_context
 
     tracked = git(top, "ls-files", "-z", "--", out.relative_to(top).as_posix())
     for image in settings.image_configs:
-        context = (project / image.context).resolve()
         dockerfile = (project / image.dockerfile).resolve()
-        patterns = read_dockerignore(context)
+        try:
+            context = build_context(settings, image)
+        except ConfigError:
+            continue  # a missing context or Dockerfile is reported by check_build_files
+        # What Docker would be sent if out_dir were not left out of the context by default
+        # (buildcontext.default_paths): code in out_dir would silently vanish from the image.
+        unfiltered = dataclasses.replace(context, default_patterns=(".git",))
+        sent = {context.root / name for name in unfiltered.files()}  # docker-py's own matcher
         for name in filter(None, tracked.split("\0")):
             path = top / name
-            inside = _inside(path, context) and not is_ignored(path.relative_to(context).as_posix(), patterns)
-            if inside or path == dockerfile:
+            if path in sent or path.resolve() == dockerfile:
                 raise ConfigError(
                     f"{where} holds {path.relative_to(top)}, a committed file of image {image.name!r}'s build; {fix}"
                 )
