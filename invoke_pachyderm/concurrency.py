@@ -14,14 +14,14 @@ milliseconds between the re-read and FinishTransaction is not caught (see README
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import ConcurrentDeployError
 from .gitinfo import is_ancestor
 from .plan import ANNOTATION_PREFIX
 
 
-def planned_versions(names: Iterable[str], deployed: Mapping[str, object]) -> dict[str, int | None]:
+def planned_versions(names: Iterable[str], deployed: Mapping[str, Any]) -> dict[str, int | None]:
     return {name: (deployed[name].version if name in deployed else None) for name in names}
 
 

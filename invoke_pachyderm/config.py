@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 
@@ -286,7 +286,7 @@ def _check_project(value: str, where: str) -> None:
         )
 
 
-VALUE_CHECKS = {"timeout": _check_timeout, "jobs": _check_jobs, "build_args": _check_build_args, "project": _check_project}
+VALUE_CHECKS: dict[str, Callable[[Any, str], None]] = {"timeout": _check_timeout, "jobs": _check_jobs, "build_args": _check_build_args, "project": _check_project}
 
 
 def check_build_files(settings: Settings, image: ImageConfig) -> None:
@@ -325,7 +325,7 @@ def _image_config(entry: Any, index: int, source: str = "configuration") -> Imag
         if not isinstance(value, IMAGE_KEYS[key][0]):
             raise ConfigError(f"{where}: key '{key}' has the wrong type ({type(value).__name__})")
         if key == "build_args":
-            _check_build_args(value, f"{where}: key 'build_args'")
+            _check_build_args(value, f"{where}: key 'build_args'")  # type: ignore[arg-type]  # a dict: checked above
     for required in ("name", "repository"):
         if not entry.get(required):
             raise ConfigError(f"{where}: missing '{required}'")

@@ -118,7 +118,7 @@ class Flag:
 
     def check(self, flag: str, value: Any) -> Any:
         try:
-            return switch(value) if self.is_switch else self.parse(value)
+            return switch(value) if self.parse is None else self.parse(value)
         except ValueError as error:
             raise usage_exit(f"{flag}: {error}") from None
 

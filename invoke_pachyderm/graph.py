@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .artifacts import Artifacts, PipelineChange, RenderedSpec
-from .plan import ANNOTATION_PREFIX
 
 ACTIONS = ("create", "update", "unchanged", "delete")
 # Past tense for a plan that was applied; the dry-run words otherwise.
@@ -55,15 +54,15 @@ class PlanGraph:
 
 
 def build_graph(
-    specs: Iterable[RenderedSpec], changes: Iterable[PipelineChange], deleted: Mapping[str, Mapping] = ()
+    specs: Iterable[RenderedSpec], changes: Iterable[PipelineChange], deleted: Mapping[str, Mapping] | None = None
 ) -> PlanGraph:
     """`deleted`: name -> deployed spec of pipelines this project deployed that no template renders now."""
     actions = {change.name: change.action for change in changes}
     graph = PlanGraph()
     for spec in specs:
         graph.pipelines.append(PipelineNode(spec.name, actions.get(spec.name, "unchanged"), spec.input_repos))
-    for name in sorted(deleted or {}):
-        inputs = RenderedSpec(name=name, source="deployed", spec=dict(deleted[name])).input_repos
+    for name, deployed_spec in sorted((deleted or {}).items()):
+        inputs = RenderedSpec(name=name, source="deployed", spec=dict(deployed_spec)).input_repos
         graph.pipelines.append(PipelineNode(name, "delete", inputs))
     return graph
 

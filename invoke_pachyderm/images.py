@@ -453,7 +453,7 @@ def _auth_hint(text: str) -> str:
 
 def _first_arg(error: BaseException) -> str:
     """urllib3 wraps the cause as (message, cause): the message alone says it."""
-    return _short(error.args[0]) if error.args and isinstance(error.args[0], str) else _short(error)
+    return error.args[0] if error.args and isinstance(error.args[0], str) else _short(error)
 
 
 def _short(error: BaseException) -> str:

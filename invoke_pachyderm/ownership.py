@@ -15,7 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from .errors import ConfigError, GitStateError, RefusedError
 from .gitinfo import GitInfo, git
@@ -105,7 +105,7 @@ def describe_owner(who: str) -> str:
     return f"owned by {who}"
 
 
-def refuse_foreign(deployed: Mapping[str, object], owner: Owner, project: str, adopt: bool) -> None:
+def refuse_foreign(deployed: Mapping[str, Any], owner: Owner, project: str, adopt: bool) -> None:
     """A pipeline we would create or update that exists but is not ours: refused unless adopting."""
     if adopt:
         return

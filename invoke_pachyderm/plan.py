@@ -34,7 +34,11 @@ def normalize_spec(spec: Mapping[str, Any], project: str, rendered: bool = True)
     `rendered` specs also get what pachd does to inputs before storing them (SortInput, trigger
     branches, CleanPath); a deployed spec already had that done, and re-sorting it would be wrong
     (pachd sorts before it fills in input names)."""
-    spec = copy.deepcopy(dict(spec))
+    copied: dict[str, Any] = copy.deepcopy(dict(spec))
+    return _normalized(copied, project, rendered)
+
+
+def _normalized(spec: dict[str, Any], project: str, rendered: bool) -> dict[str, Any]:
     for key in REQUEST_ONLY_FIELDS:
         spec.pop(key, None)
     name = spec.get("pipeline", {}).get("name", "")

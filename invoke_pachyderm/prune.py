@@ -50,7 +50,7 @@ def orphans(
 def _remaining(every, doomed, project: str, specs: list[RenderedSpec]) -> list[tuple[str, str, Mapping]]:
     """(project, name, spec) of every pipeline there will be after the deploy, rendered specs for ours."""
     rendered = {spec.name for spec in specs}
-    stays = [(project, spec.name, spec.spec) for spec in specs]
+    stays: list[tuple[str, str, Mapping]] = [(project, spec.name, spec.spec) for spec in specs]
     for proj, pipeline in every:
         if proj == project and (pipeline.name in doomed or pipeline.name in rendered):
             continue

@@ -75,7 +75,7 @@ def canonicalize(value: Any, descriptor) -> Any:
     for field in descriptor.fields:
         fields[field.name] = field
         fields[field.json_name] = field
-    result = {}
+    result: dict[str, Any] = {}
     for key, item in value.items():
         field = fields.get(key)
         if field is None:

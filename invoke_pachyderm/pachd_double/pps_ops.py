@@ -178,7 +178,7 @@ def list_versions(state: ClusterState, request: pps_pb2.ListPipelineRequest) -> 
     if request.HasField("commit_set") and request.commit_set.id:
         raise unimplemented("ListPipeline commit_set is not modelled by the pachd double")
     projects = {pfs_ops.project_name(p) for p in request.projects}
-    chosen = []
+    chosen: list = []
     for key, versions in _selected_pipelines(state, request):
         if projects and key[0] not in projects:
             continue
