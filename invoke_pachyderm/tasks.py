@@ -15,7 +15,7 @@ from invoke.exceptions import Exit
 
 from .config import load_settings, to_plain
 from .errors import Interrupted, PachydermToolError, UsageError
-from .flags import Flag, positive_number, task, text
+from .flags import Flag, positive_number, pull_request_number, task, text
 from .output import Reporter
 from .secrecy import install_log_filter
 
@@ -90,6 +90,10 @@ ENV = Flag(
     "environment: a table of [tool.invoke-pachyderm.environments]", "name", "INVOKE_PACHYDERM_ENV, else none", text
 )
 KEEP_REPO_HELP = "keep the output repos of deleted pipelines"
+PREVIEW = Flag(
+    "pull request number: use its preview project pr-N (inputs read the base project)", "number",
+    "INVOKE_PACHYDERM_PREVIEW, else none", pull_request_number,
+)
 
 
 @task(flags={"json": JSON})
@@ -131,13 +135,14 @@ def push(c, reporter, allow_dirty=None, json=None):
         "check": Flag("validate every template without writing files"),
         "out_dir": Flag("directory for rendered specs", "path", "setting `out_dir` (build/pipelines)", text),
         "env": ENV,
+        "preview": PREVIEW,
         "json": JSON,
     },
 )
 @handled
-def render_spec(c, reporter, check=None, out_dir=None, env=None, json=None):
+def render_spec(c, reporter, check=None, out_dir=None, env=None, preview=None, json=None):
     """Render the pipeline spec templates with the commit's image tag and validate them."""
-    settings = _prepare(c, reporter, out_dir=out_dir, env=env)
+    settings = _prepare(c, reporter, out_dir=out_dir, env=env, preview=preview)
     artifacts = flow.tag_stage(settings, allow_dirty=True, need_images=False)
     specs = flow.render_stage(settings, artifacts, write=not check)
     _github(reporter, "render-spec", artifacts)
@@ -169,6 +174,7 @@ DEPLOY_FLAGS = {
     "prune": Flag("delete the pipelines this project owns whose template is gone (after the transaction)"),
     "keep_repo": Flag(KEEP_REPO_HELP + " (with --prune)"),
     "env": ENV,
+    "preview": PREVIEW,
     "json": JSON,
 }
 
@@ -178,10 +184,10 @@ DEPLOY_FLAGS = {
 def deploy(
     c, reporter, skip_tests=None, reprocess=None, dry_run=None, force=None, allow_dirty=None,
     allow_older=None, rebuild=None, regenerate=None, wait=None, timeout=None, json=None, rollback_on_failure=None,
-    adopt=None, prune=None, keep_repo=None, env=None,
+    adopt=None, prune=None, keep_repo=None, env=None, preview=None,
 ):
     """The whole loop: test, build, push, render, and create or update the changed pipelines."""
-    settings = _prepare(c, reporter, env=env)
+    settings = _prepare(c, reporter, env=env, preview=preview)
     options = flow.DeployOptions(
         skip_tests=bool(skip_tests),
         reprocess=bool(reprocess),
@@ -225,16 +231,18 @@ def flow_summary(artifacts, dry_run: bool) -> str:
 STATUS_FLAGS = {
     "all": Flag("list every pipeline of the Pachyderm project, marking those this project does not own"),
     "env": ENV,
+    "preview": PREVIEW,
     "json": JSON,
 }
 
 
 @task(flags=STATUS_FLAGS)
 @handled
-def status(c, reporter, json=None, all=None, env=None):
+def status(c, reporter, json=None, all=None, env=None, preview=None):
     """List the project's pipelines: deployed commit, image, version, state, behind HEAD."""
-    settings = _prepare(c, reporter, env=env)
+    settings = _prepare(c, reporter, env=env, preview=preview)
     rows = flow.status(settings, reporter, every=bool(all))
+    _github_status(reporter, settings, rows)
     lines = [
         f"{r['pipeline']}: version {r['version']} {r['state']}"
         f" commit {(r['commit'] or '-')[:12]} image {r['image']}"
@@ -244,6 +252,12 @@ def status(c, reporter, json=None, all=None, env=None):
         for r in rows
     ]
     reporter.result({"pipelines": rows}, "\n".join(lines) or "no pipelines")
+
+
+def _github_status(reporter: Reporter, settings, rows) -> None:
+    from . import github
+
+    github.publish_status(reporter, settings.project, rows)
 
 
 def _owner_text(owner) -> str:
@@ -291,6 +305,25 @@ def prune(c, reporter, dry_run=None, keep_repo=None, env=None, json=None):
     artifacts = housekeeping.prune_pipelines(settings, reporter, dry_run, bool(keep_repo))
     document = {**artifacts.to_json(), "dry_run": dry_run}
     reporter.result(document, flow_summary(artifacts, dry_run) or "nothing to prune")
+
+
+TEARDOWN_FLAGS = {
+    "preview": Flag("the pull request whose preview project pr-N to tear down", "number", "INVOKE_PACHYDERM_PREVIEW", pull_request_number),
+    "dry_run": Flag("show what would be deleted, delete nothing", short="n"),
+    "env": ENV,
+    "json": JSON,
+}
+
+
+@task(flags=TEARDOWN_FLAGS)
+@handled
+def teardown(c, reporter, preview=None, dry_run=None, env=None, json=None):
+    """Delete a pull request's preview: our pipelines in project pr-N, then the project if we created it."""
+    from . import preview as previews
+
+    settings = _prepare(c, reporter, env=env, preview=preview)
+    result = previews.teardown(settings, reporter, bool(dry_run) or bool(c.config.run.dry))
+    reporter.result(result.to_json(), result.human())
 
 
 GRAPH_FLAGS = {
@@ -368,5 +401,5 @@ def hooks_uninstall(c, reporter, json=None):
 
 
 hooks_collection = Collection("hooks", hooks_install, hooks_uninstall)
-ns = Collection(test, build, push, render_spec, deploy, status, rollback, prune, init, hooks_collection)
+ns = Collection(test, build, push, render_spec, deploy, status, rollback, prune, teardown, init, hooks_collection)
 ns.add_task(graph)
