@@ -158,3 +158,16 @@ def test_a_missing_or_bad_pull_request_number_is_a_usage_error(project, client, 
     assert result.code == 64, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert snapshot(client) == before
+
+
+def test_teardown_keeps_a_project_we_made_while_a_repo_we_did_not_make_is_in_it(project, cluster, client):
+    assert project.invoke("deploy", "--preview", "2").code == 0
+    cluster.create_repo("raw", project="pr-2")  # test data someone put next to the preview
+    result = project.invoke("teardown", "--preview", "2")
+    assert result.code == 10, result.stderr
+    assert result.errors == [
+        "error: project pr-2 kept: repo raw is still in it (no pipeline of ours made it); deleted our pipelines "
+        "(second, first); delete the repo, then rerun teardown"
+    ]
+    assert cluster.pipeline_versions("pr-2") == {}
+    assert {r.repo.name for r in client.list_repo(type="") if r.repo.project.name == "pr-2"} == {"raw"}
