@@ -130,7 +130,8 @@ def teardown(settings, reporter, dry_run: bool = False) -> Teardown:
     doomed = downstream_first(ours, cluster.project)
     result.deleted = [{"pipeline": p.name, "version": p.version} for p in doomed]
     if dry_run:
-        result.note = f"dry run: nothing deleted; project {cluster.project}: " + _project_fate(cluster, here, ours, owner, settings.preview)
+        fate = _project_fate(cluster, here, ours, owner, settings.preview)
+        result.note = f"dry run, nothing deleted; project {cluster.project} would be {fate}"
         return result
     if doomed:
         guard(cluster, {p.name: p.version for p in doomed}, settings.project_dir, "", True)()

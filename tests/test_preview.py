@@ -66,7 +66,7 @@ def test_preview_deploy_and_teardown_leave_the_cluster_as_before(project, cluste
     plan = project.invoke("teardown", "--preview", "7", "--dry-run")
     assert plan.code == 0, plan.stderr
     assert "second: would delete (version 1)\nfirst: would delete (version 1)" in plan.stdout
-    assert "pr-7: deleted" in plan.stdout and cluster.pipeline_versions("pr-7") == {"first": 1, "second": 1}
+    assert "project pr-7 would be deleted" in plan.stdout and cluster.pipeline_versions("pr-7") == {"first": 1, "second": 1}
 
     down = project.invoke("teardown", "--preview", "7", "--json")
     assert down.code == 0, down.stderr
