@@ -43,16 +43,31 @@ def with_dry_run(words: list[str]) -> list[str]:
     return result
 
 
+def runner(environ: Mapping[str, str]) -> tuple[list[str], str]:
+    """project-tasks true (default): `invoke`, which imports the project's tasks.py. false: the
+    library's own tasks, isolated from the checkout (program.py), for a job holding a secret with a
+    pull request's code checked out."""
+    value = environ.get("ACTION_PROJECT_TASKS", "")
+    try:
+        project_tasks = switch(value) if value.strip() else True
+    except ValueError:
+        raise ConfigError(f"project-tasks must be true or false, not {value!r}") from None
+    if project_tasks:
+        return [sys.executable, "-m", "invoke"], "invoke"
+    return [sys.executable, "-I", "-m", "invoke_pachyderm.program"], "python -I -m invoke_pachyderm.program"
+
+
 def run(environ: Mapping[str, str]) -> int:
     dry_run = dry_run_input(environ.get("ACTION_DRY_RUN", ""))
+    command, label = runner(environ)
     lines = invocations(environ.get("ACTION_TASKS", ""))
     if not lines:
         raise ConfigError("the tasks input names no task")
     for words in lines:
         if dry_run:
             words = with_dry_run(words)
-        print(f"invoke-pachyderm action: invoke {' '.join(words)}", flush=True)
-        code = subprocess.run([sys.executable, "-m", "invoke", *words]).returncode
+        print(f"invoke-pachyderm action: {label} {' '.join(words)}", flush=True)
+        code = subprocess.run([*command, *words]).returncode
         if code:
             return code
     return 0

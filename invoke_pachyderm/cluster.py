@@ -156,13 +156,18 @@ class Cluster:
         return f"pachd at {self.target.address}: {what} failed: {code}: {details}{hint}"
 
     # -- reading -------------------------------------------------------------------------
-    def missing_repos(self, names: Iterable[str]) -> list[str]:
+    def missing_repos(self, repos: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (project, repo) pairs that do not exist; each input is looked up in its own project."""
         existing = {
-            info.repo.name
+            (info.repo.project.name or "default", info.repo.name)
             for info in self.call("ListRepo", self.client.list_repo)
-            if not info.repo.project.name or info.repo.project.name == self.project
         }
-        return sorted(set(names) - existing)
+        return sorted(set(repos) - existing)
+
+    def repos_in_project(self) -> list[str]:
+        """Every repo of this project, of any type (user, spec, meta)."""
+        infos = self.call("ListRepo", self.client.list_repo, type="")
+        return sorted(info.repo.name for info in infos if (info.repo.project.name or "default") == self.project)
 
     def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
         infos = self.call("ListPipeline", self.client.list_pipeline, details=True)

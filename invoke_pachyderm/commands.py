@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import Interrupted, PachydermToolError, UsageError
-from .flags import Flag, positive_number, text
+from .flags import Flag, positive_number, pull_request_number, text
 from .output import Reporter
 from .scaffold import DEFAULT_BASE_IMAGE, DEFAULT_INPUT_REPO, DEFAULT_REGISTRY
 
@@ -42,8 +42,8 @@ class Request:
         return bool(self.values.get(name))
 
     def env(self) -> dict[str, Any]:
-        """The `--env` flag as a setting flag, for commands that take it."""
-        return {"env": self.values.get("env")}
+        """The `--env` and `--preview` flags as setting flags, for commands that take them."""
+        return {"env": self.values.get("env"), "preview": self.values.get("preview")}
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,11 @@ def deploy_summary(artifacts, dry_run: bool) -> str:
 
 
 def run_status(request: Request, reporter: Reporter) -> Result:
-    rows = _flow().status(request.settings(reporter, **request.env()), reporter, every=request.on("all"))
+    settings = request.settings(reporter, **request.env())
+    rows = _flow().status(settings, reporter, every=request.on("all"))
+    from . import github
+
+    github.publish_status(reporter, settings.project, rows)
     lines = [
         f"{r['pipeline']}: version {r['version']} {r['state']}"
         f" commit {(r['commit'] or '-')[:12]} image {r['image']}"
@@ -196,6 +200,14 @@ def run_prune(request: Request, reporter: Reporter) -> Result:
     dry_run = request.on("dry_run")
     artifacts = housekeeping.prune_pipelines(settings, reporter, dry_run, request.on("keep_repo"))
     return {**artifacts.to_json(), "dry_run": dry_run}, deploy_summary(artifacts, dry_run) or "nothing to prune"
+
+
+def run_teardown(request: Request, reporter: Reporter) -> Result:
+    from . import preview as previews
+
+    settings = request.settings(reporter, **request.env())
+    result = previews.teardown(settings, reporter, request.on("dry_run"))
+    return result.to_json(), result.human()
 
 
 def run_graph(request: Request, reporter: Reporter) -> Result:
@@ -260,6 +272,10 @@ ENV = Flag(
     "environment: a table of [tool.invoke-pachyderm.environments]", "name", "INVOKE_PACHYDERM_ENV, else none", text
 )
 KEEP_REPO_HELP = "keep the output repos of deleted pipelines"
+PREVIEW = Flag(
+    "pull request number: use its preview project pr-N (inputs read the base project)", "number",
+    "INVOKE_PACHYDERM_PREVIEW, else none", pull_request_number,
+)
 
 DEPLOY_FLAGS = {
     "skip_tests": Flag("do not run the test command first"),
@@ -282,6 +298,7 @@ DEPLOY_FLAGS = {
     "prune": Flag("delete the pipelines this project owns whose template is gone (after the transaction)"),
     "keep_repo": Flag(KEEP_REPO_HELP + " (with --prune)"),
     "env": ENV,
+    "preview": PREVIEW,
     "json": JSON,
 }
 
@@ -315,6 +332,7 @@ COMMANDS: dict[str, Command] = {
                 "check": Flag("validate every template without writing files"),
                 "out_dir": Flag("directory for rendered specs", "path", "setting `out_dir` (build/pipelines)", text),
                 "env": ENV,
+                "preview": PREVIEW,
                 "json": JSON,
             },
             run_render_spec, nox_default=True,
@@ -326,6 +344,7 @@ COMMANDS: dict[str, Command] = {
             {
                 "all": Flag("list every pipeline of the Pachyderm project, marking those this project does not own"),
                 "env": ENV,
+                "preview": PREVIEW,
                 "json": JSON,
             },
             run_status,
@@ -349,6 +368,18 @@ COMMANDS: dict[str, Command] = {
                 "json": JSON,
             },
             run_prune,
+        ),
+        Command(
+            "teardown",
+            "Delete a pull request's preview: our pipelines in project pr-N, then the project if we created it.",
+            {
+                "preview": Flag("the pull request whose preview project pr-N to tear down", "number",
+                                "INVOKE_PACHYDERM_PREVIEW", pull_request_number),
+                "dry_run": Flag("show what would be deleted, delete nothing", short="n"),
+                "env": ENV,
+                "json": JSON,
+            },
+            run_teardown,
         ),
         Command(
             "graph", "Draw the deploy plan: input repos -> pipelines, marked create / update / unchanged / deleted.",

@@ -55,6 +55,7 @@ KEYS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "pach_context": ((str,), None, "pach config context to take the pachd address, token and project from"),
     "environments": ((dict,), {}, "named tables of settings layered over these ([...environments.NAME])"),
     "env": ((str,), None, "the environment to use, a key of `environments` (--env, INVOKE_PACHYDERM_ENV)"),
+    "preview": ((int,), None, "a pull request number: use its preview project pr-N (--preview N, INVOKE_PACHYDERM_PREVIEW)"),
 }
 IMAGE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "name": ((str,), None),
@@ -81,6 +82,7 @@ class Settings:
     project_dir: Path
     values: Mapping[str, Any]
     sources: Mapping[str, str]  # key -> where its value came from
+    base_project: str | None = None  # with `preview`: the project pfs inputs read from (see preview.py)
 
     def __getattr__(self, key: str) -> Any:
         if key in KEYS:
@@ -153,7 +155,9 @@ def load_settings(
     from .environments import select_environment
 
     select_environment(values, sources, environ)
-    settings = Settings(project_dir=project_dir, values=values, sources=sources)
+    from .preview import preview_settings
+
+    settings = preview_settings(Settings(project_dir=project_dir, values=values, sources=sources))
     names: dict[str, int] = {}
     for index, entry in enumerate(settings.images):
         name = _image_config(entry, index, sources.get("images", "configuration")).name
@@ -286,7 +290,15 @@ def _check_project(value: str, where: str) -> None:
         )
 
 
-VALUE_CHECKS: dict[str, Callable[[Any, str], None]] = {"timeout": _check_timeout, "jobs": _check_jobs, "build_args": _check_build_args, "project": _check_project}
+def _check_preview(value: int, where: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{where} must be a pull request number (1 or more), got {value}")
+
+
+VALUE_CHECKS: dict[str, Callable[[Any, str], None]] = {
+    "preview": _check_preview, "timeout": _check_timeout, "jobs": _check_jobs, "build_args": _check_build_args,
+    "project": _check_project,
+}
 
 
 def check_build_files(settings: Settings, image: ImageConfig) -> None:

@@ -89,6 +89,16 @@ def positive_number(value: Any) -> float:
     return number
 
 
+def pull_request_number(value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a pull request number; e.g. --preview 42") from None
+    if number < 1:
+        raise ValueError(f"{value!r} is not a pull request number (1 or more)")
+    return number
+
+
 def text(value: Any) -> str:
     value = str(value)
     if not value.strip():

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, prune, secrecy, source
+from . import __version__, preview, prune, secrecy, source
 from .artifacts import Artifacts, PipelineChange, RenderedSpec
 from .concurrency import guard, planned_versions
 from .config import Settings, check_build_files, is_ci, resolve_pachd
@@ -104,6 +104,7 @@ def _log_for(reporter: Reporter, artifacts: Artifacts):
 # -- render ---------------------------------------------------------------------------
 def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -> list[RenderedSpec]:
     specs = render_specs(settings, artifacts)
+    preview.read_inputs_from_base(settings, specs)
     owner = resolve_owner(settings, artifacts.git).name
     for spec in specs:
         add_provenance(spec, settings, artifacts)
@@ -240,6 +241,8 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
     progress.stage, progress.cluster = "the transaction", cluster
     progress.applying = [c.name for c in artifacts.changes if c.action != "unchanged"]
     progress.before = {name: pipeline.version for name, pipeline in deployed.items()}
+    if settings.preview is not None:  # created only now, so a deploy stopped earlier leaves no empty project
+        preview.ensure_project(cluster, settings.preview, owner, reporter.info)
     with clock.stage("apply"):
         applied = apply_changes(cluster, reporter, artifacts, deployed, options.reprocess, check)
     progress.applied = True
@@ -288,15 +291,19 @@ def roll_back_failed_deploy(cluster, reporter: Reporter, artifacts: Artifacts, d
 
 
 def check_inputs_exist(cluster, specs: list[RenderedSpec]) -> None:
-    produced = {spec.name for spec in specs}
-    needed = {repo: spec.name for spec in specs for repo in spec.input_repos if repo not in produced}
+    """Every pfs input repo exists, in the input's own project (the pipeline's when it names none)."""
+    produced = {(cluster.project, spec.name) for spec in specs}
+    needed: dict[tuple[str, str], str] = {}
+    for spec in specs:
+        for pair in sorted(prune.reads(spec.spec, cluster.project) - produced):
+            needed.setdefault(pair, spec.name)
     missing = cluster.missing_repos(needed)
     if missing:
-        repo = missing[0]
+        project, repo = missing[0]
         raise PachdError(
-            f"pipeline {needed[repo]} reads repo '{repo}', which does not exist in project "
-            f"'{cluster.project}' on pachd at {cluster.target.address}; create it "
-            f"(pachctl create repo {repo}) or fix the spec's input; nothing was built or changed"
+            f"pipeline {needed[missing[0]]} reads repo '{repo}', which does not exist in project "
+            f"'{project}' on pachd at {cluster.target.address}; create it "
+            f"(pachctl create repo {repo} --project {project}) or fix the spec's input; nothing was built or changed"
         )
 
 

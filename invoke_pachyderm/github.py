@@ -137,3 +137,21 @@ def _image_note(task: str, image, dry_run: bool | None) -> str:
 
 def _code(value: Any) -> str:
     return f"`{value}`" if value else "–"
+
+
+def publish_status(reporter: Reporter, project: str, rows: list[dict[str, Any]]) -> None:
+    """`status` in the job summary: one row per pipeline."""
+    if not reporter.environ.get("GITHUB_STEP_SUMMARY"):
+        return
+    lines = [f"### invoke-pachyderm status: project `{project}`", ""]
+    if not rows:
+        reporter.github_summary("\n".join(lines + ["No pipelines."]))
+        return
+    lines += ["| pipeline | version | state | commit | image |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        state = row["state"] + (f" ({row['reason']})".replace("|", "\\|") if row.get("reason") else "")
+        lines.append(
+            f"| `{row['pipeline']}` | {row['version']} | {state} | {_code((row.get('commit') or '')[:12])} "
+            f"| {_code(row.get('image'))} |"
+        )
+    reporter.github_summary("\n".join(lines))

@@ -65,7 +65,7 @@ def test_a_misspelled_flag_after_any_switch_runs_nothing(task_name, project, reg
     runs += [[task_name, "--no-" + name, misspelled("--" + name)] for name, f in task.flags.items() if f.negatable]
     if task_name == "deploy":
         runs.append(["deploy", "--skip-tests", "--dryrun"])  # the line that once deployed for real
-        runs.append(["deploy", "--skip-tests", "--purge"])  # issue 16 named --prune, a real flag since issue 11
+        runs.append(["deploy", "--skip-tests", "--purge"])  # --prune is a real flag since issue 11
     assert runs
     for argv in runs:
         result = project.invoke(*argv)
@@ -113,7 +113,7 @@ def test_help_shows_each_flags_type_and_default_and_no_surprising_short_flags(pr
         for attr, flag in task.flags.items():
             assert f"[{flag.type}; default: {flag.default}]" in options, (name, attr)
         shorts = set(re.findall(r"(?<![\w-])-(\w)[ ,]", options))
-        assert shorts == ({"n"} if name in ("deploy", "prune") else set()), (name, shorts)  # -n: dry run (make, rsync)
+        assert shorts == ({"n"} if "dry_run" in task.flags else set()), (name, shorts)  # -n: --dry-run only
     deploy_help = " ".join(project.invoke("--help", "deploy").stdout.split())
     assert "--[no-]wait" in deploy_help and "-n, --dry-run" in deploy_help
     assert "[switch; default: off]" in deploy_help and "[number > 0; default: setting `timeout` (600)]" in deploy_help
@@ -135,7 +135,7 @@ def readme_flags() -> dict[str, set[str]]:
 def test_every_flag_the_readme_names_is_a_flag_of_its_task(project):
     flags = readme_flags()
     assert {"--dry-run", "-n", "--no-wait", "--timeout", "--skip-tests"} <= flags["deploy"]
-    assert flags["render-spec"] == {"--check", "--out-dir", "--json"}
+    assert flags["render-spec"] == {"--check", "--out-dir", "--env", "--preview", "--json"}
     for name, named in flags.items():
         options = project.invoke("--help", name).stdout.split("Options:")[1]
         specs = [re.split(r"\s{3,}", line.strip())[0] for line in options.splitlines() if line.startswith("  -")]
