@@ -347,9 +347,29 @@ class Cluster:
         except KeyboardInterrupt:
             self.client.transaction_id = None
             self._abandon(transaction)  # an interrupted deploy leaves no open transaction behind
+            self.channel.close()  # cancels the interrupted call: no RPC left running at exit
             raise
         finally:
             self.client.transaction_id = None
+
+    def versions_now(self, names: Iterable[str], timeout: float = CONNECT_TIMEOUT) -> dict[str, int]:
+        """Current versions, read on a fresh channel with a deadline: after Ctrl-C a channel whose
+        call was interrupted can hang (a grpc lock taken when the signal arrived), and saying what
+        was applied must not hang too. PachdError when pachd does not answer in time."""
+        import grpc
+        from python_pachyderm.proto.v2.pfs import pfs_pb2
+        from python_pachyderm.proto.v2.pps import pps_pb2, pps_pb2_grpc
+
+        wanted = set(names)
+        channel = self._open_channel()
+        try:
+            request = pps_pb2.ListPipelineRequest(projects=[pfs_pb2.Project(name=self.project)])
+            infos = pps_pb2_grpc.APIStub(channel).ListPipeline(request, timeout=timeout, metadata=self._metadata())
+            return {info.pipeline.name: info.version for info in infos if info.pipeline.name in wanted}
+        except grpc.RpcError as error:
+            raise PachdError(self.describe(error, "ListPipeline")) from None
+        finally:
+            channel.close()
 
     def _checked(self, check: Callable[[], None], transaction) -> None:
         try:
@@ -384,12 +404,21 @@ class Cluster:
         self.call(f"DeleteProject {self.project}", self.client.delete_project, self.project)
 
     def _abandon(self, transaction) -> None:
+        """DeleteTransaction on a fresh channel with a deadline (see versions_now: after Ctrl-C the
+        client's channel may be stuck)."""
         import grpc
+        from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
 
+        channel = self._open_channel()
         try:
-            self.client.delete_transaction(transaction)
+            request = transaction_pb2.DeleteTransactionRequest(transaction=transaction)
+            transaction_pb2_grpc.APIStub(channel).DeleteTransaction(
+                request, timeout=CONNECT_TIMEOUT, metadata=self._metadata()
+            )
         except (grpc.RpcError, ConnectionError):
             pass  # already finished, failed or gone: nothing was applied either way
+        finally:
+            channel.close()
 
     def _create_v2(self, body: Mapping[str, Any], update: bool, reprocess: bool, transaction_id: str) -> None:
         """CreatePipelineV2 with the user's JSON as written (plus our project) in the transaction."""

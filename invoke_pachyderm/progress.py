@@ -60,9 +60,9 @@ class Progress:
         return [f"{c.name} version {c.version}" for c in self.artifacts.changes if c.name in self.applying and c.version]
 
     def _changed_since_before(self) -> list[str]:
-        now = self.cluster.deployed(self.applying)
+        now = self.cluster.versions_now(self.applying)
         return [
-            f"{name} version {now[name].version}"
+            f"{name} version {now[name]}"
             for name in self.applying
-            if name in now and now[name].version != self.before.get(name)
+            if name in now and now[name] != self.before.get(name)
         ]
