@@ -58,7 +58,13 @@ class Reporter:
         return text
 
     def info(self, message: str) -> None:
-        print(self.redact(message), file=self.log_stream, flush=True)
+        self._line(self.redact(message))
+
+    def _line(self, text: str) -> None:
+        """One write with its newline: print() writes the newline apart, and a Ctrl-C between the
+        two would glue the next line (the `error:` one) to this one."""
+        self.log_stream.write(text + "\n")
+        self.log_stream.flush()
 
     def log_for(self, prefix: str | None):
         label = f"[{prefix}] " if prefix else ""
@@ -86,10 +92,7 @@ class Reporter:
     def error(self, message: str) -> None:
         """One line for the user; in GitHub Actions also an error annotation."""
         line = self.redact(message)
-        if self.in_github_actions:
-            print(f"::error::{line}", file=self.log_stream, flush=True)
-        else:
-            print(f"error: {line}", file=self.log_stream, flush=True)
+        self._line(f"::error::{line}" if self.in_github_actions else f"error: {line}")
 
     def github_outputs(self, outputs: Mapping[str, str]) -> None:
         path = self.environ.get("GITHUB_OUTPUT")
