@@ -20,8 +20,7 @@ from .validate import json_path, validate_spec
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
 
 
-def find_templates(settings: Settings) -> list[Path]:
-    paths: set[Path] = set()
+def check_spec_globs(settings: Settings) -> None:
     source = settings.sources.get("specs", "default")
     for pattern in settings.spec_globs:
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
@@ -29,6 +28,12 @@ def find_templates(settings: Settings) -> list[Path]:
                 f"{source}: key 'specs': {pattern!r} leaves the project; spec globs are relative to the "
                 "project directory, e.g. templates/*.json.j2"
             )
+
+
+def find_templates(settings: Settings) -> list[Path]:
+    paths: set[Path] = set()
+    check_spec_globs(settings)
+    for pattern in settings.spec_globs:
         paths.update(p for p in settings.project_dir.glob(pattern) if p.is_file())
     if not paths:
         raise ConfigError(
