@@ -68,9 +68,7 @@ def smoke_stage(
     from . import images
 
     data = sample_folder(settings)
-    if only is not None and only not in {spec.name for spec in specs}:
-        known = ", ".join(spec.name for spec in specs)
-        raise ConfigError(f"smoke --pipeline: no pipeline {only!r} in the templates; known: {known}")
+    check_pipeline(specs, only)
     client = images.docker_client()
     runs: list[SmokeRun] = []
     produced: dict[str, Path] = {}
@@ -109,6 +107,7 @@ def smoke(settings: Settings, reporter: Reporter, allow_dirty: bool, only: str |
     artifacts = flow.tag_stage(settings, allow_dirty)
     sample_folder(settings)
     specs = dependency_order(flow.render_stage(settings, artifacts, write=False))
+    check_pipeline(specs, only)
     flow.build_stage(settings, reporter, artifacts)
     return artifacts, smoke_stage(settings, reporter, artifacts, specs, only)
 
@@ -125,10 +124,16 @@ def smoke_before_push(
     def run() -> None:
         try:
             smoke_stage(settings, reporter, artifacts, specs)
-        except SmokeFailed as error:
-            raise SmokeFailed(f"{error.message}; nothing was pushed and no pipeline was changed") from None
+        except (SmokeFailed, ConfigError) as error:
+            raise type(error)(f"{error.message}; nothing was pushed and no pipeline was changed") from None
 
     return run
+
+
+def check_pipeline(specs: list[RenderedSpec], only: str | None) -> None:
+    if only is not None and only not in {spec.name for spec in specs}:
+        known = ", ".join(spec.name for spec in specs)
+        raise ConfigError(f"smoke --pipeline: no pipeline {only!r} in the templates; known: {known}")
 
 
 def sample_folder(settings: Settings) -> Path:
