@@ -351,8 +351,12 @@ def build_and_push_all(
             push_image(clients[name], artifact, auth, log_for(name))
         log_for(name)(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began[name])}")
 
+    def build_and_push(name: str) -> None:
+        build(name)
+        push(name)
+
     if before_push is None:
-        run_parallel(lambda name: (build(name), push(name)), list(images), jobs)
+        run_parallel(build_and_push, list(images), jobs)
         return
     run_parallel(build, list(images), jobs)
     before_push()

@@ -89,7 +89,8 @@ def smoke_stage(
                 shown = ", ".join(f"/pfs/{name} <- {_shown(source, settings, produced)}" for name, source in sources.items())
                 reporter.info(f"{spec.name}: running {image.ref} with {shown}")
                 run_transform(client, settings, reporter, spec, image, sources, Path(scratch), run)
-                produced[spec.name] = run.output_tar
+                if run.output_tar is not None:
+                    produced[spec.name] = run.output_tar
                 reporter.info(f"{spec.name}: passed, {len(run.outputs)} file(s) in /pfs/out")
                 continue
             reporter.info(run.human())
@@ -163,8 +164,8 @@ def input_names(node: Any) -> list[tuple[str, str | None]]:
         return []
     found: list[tuple[str, str | None]] = []
     pfs = node.get("pfs")
-    if isinstance(pfs, dict):
-        found.append((pfs.get("name") or pfs.get("repo"), pfs.get("repo")))
+    if isinstance(pfs, dict) and (pfs.get("name") or pfs.get("repo")):
+        found.append((str(pfs.get("name") or pfs.get("repo")), pfs.get("repo")))
     cron = node.get("cron")
     if isinstance(cron, dict) and cron.get("name"):
         found.append((cron["name"], None))

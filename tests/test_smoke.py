@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from invoke_pachyderm.smoke import LABEL
 from project_helpers import make_project
 
