@@ -222,6 +222,14 @@ def run_graph(request: Request, reporter: Reporter) -> Result:
     return {**drawn.to_json(), "commit": artifacts.git.commit, format: text}, text.rstrip("\n")
 
 
+def run_smoke(request: Request, reporter: Reporter) -> Result:
+    from . import smoke
+
+    settings = request.settings(reporter, **request.env())
+    artifacts, runs = smoke.smoke(settings, reporter, request.on("allow_dirty"), request.values.get("pipeline"))
+    return {**artifacts.to_json(), "smoke": [r.to_json() for r in runs]}, "\n".join(r.human() for r in runs)
+
+
 def run_rollback(request: Request, reporter: Reporter) -> Result:
     rows = _flow().rollback(request.settings(reporter, **request.env()), reporter, request.values.get("to"))
     return {"restored": rows}, "\n".join(
@@ -390,6 +398,17 @@ COMMANDS: dict[str, Command] = {
                 "json": JSON,
             },
             run_graph,
+        ),
+        Command(
+            "smoke", "Build the image(s) and run each pipeline's transform on sample files in a local container.",
+            {
+                "pipeline": Flag("run only this pipeline's transform", "name",
+                                 "every pipeline whose image the project builds", text),
+                "allow_dirty": ALLOW_DIRTY,
+                "env": ENV,
+                "json": JSON,
+            },
+            run_smoke,
         ),
         # A project's noxfile exists only after init, and hooks run `invoke`: Invoke (and the CLI) only.
         Command("init", "Write the files of a working project (tasks.py, pyproject.toml, Dockerfile, spec, tests, CI).",

@@ -56,6 +56,8 @@ KEYS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "environments": ((dict,), {}, "named tables of settings layered over these ([...environments.NAME])"),
     "env": ((str,), None, "the environment to use, a key of `environments` (--env, INVOKE_PACHYDERM_ENV)"),
     "preview": ((int,), None, "a pull request number: use its preview project pr-N (--preview N, INVOKE_PACHYDERM_PREVIEW)"),
+    "smoke_data": ((str,), "tests/data", "folder of sample files for `invoke smoke`, one folder per pipeline input"),
+    "smoke_before_deploy": ((bool,), False, "deploy runs `smoke` after the build, before anything is pushed"),
 }
 IMAGE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "name": ((str,), None),

@@ -92,6 +92,12 @@ class ConcurrentDeployError(PachydermToolError):
     exit_code = 11
 
 
+class SmokeFailed(PachydermToolError):
+    """The transform failed on the sample files in a local container (non-zero exit, nothing in /pfs/out)."""
+
+    exit_code = 12
+
+
 EXIT_CODES = {
     cls.exit_code: cls
     for cls in (
@@ -107,5 +113,6 @@ EXIT_CODES = {
         UsageError,
         Interrupted,
         ConcurrentDeployError,
+        SmokeFailed,
     )
 }

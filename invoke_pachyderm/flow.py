@@ -23,6 +23,7 @@ from .ownership import OWNER_ANNOTATION, is_owned, owner_of, refuse_foreign, res
 from .plan import ANNOTATION_PREFIX, dependency_order, plan_changes
 from .progress import Progress
 from .render import render_specs, write_specs
+from .smoke import smoke_before_push
 from .tagging import tag_image
 from .timings import Timings
 
@@ -86,13 +87,15 @@ def push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> 
         raise Interrupted(f"{Progress('the push', artifacts).describe()}") from None
 
 
-def build_and_push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts, rebuild: bool) -> None:
+def build_and_push_stage(
+    settings: Settings, reporter: Reporter, artifacts: Artifacts, rebuild: bool, before_push=None
+) -> None:
     from . import images
 
     with reporter.group("build and push"):
         images.build_and_push_all(
             settings, artifacts.git, artifacts.images, rebuild, jobs(settings), _log_for(reporter, artifacts),
-            artifacts.timings,
+            artifacts.timings, before_push,
         )
 
 
@@ -201,6 +204,7 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
     progress.artifacts = artifacts
     with clock.stage("render"):
         specs = dependency_order(render_stage(settings, artifacts, write=False))
+    smoke_run = None if options.dry_run else smoke_before_push(settings, reporter, artifacts, specs)
     with clock.stage("pachd"):
         cluster = connect(settings, reporter)
         check_inputs_exist(cluster, specs)
@@ -232,7 +236,7 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
         with clock.stage("test"):
             test_stage(settings, reporter)
     progress.stage = "the build and push"
-    build_and_push_stage(settings, reporter, artifacts, options.rebuild)
+    build_and_push_stage(settings, reporter, artifacts, options.rebuild, smoke_run)
     progress.stage = "rendering"
     with clock.stage("render"):
         specs = dependency_order(render_stage(settings, artifacts, write=True))

@@ -306,19 +306,23 @@ def build_and_push_all(
     jobs: int,
     log_for: Callable[[str], Log],
     timings=None,
+    before_push: Callable[[], None] | None = None,
 ) -> None:
     """For each image: skip if its tag is already in the registry (unless rebuild), else build and push.
 
     The registry is asked directly first; docker is imported and the daemon reached only for an
     image the registry did not confirm. Each image ends with one line: skipped or built+pushed.
     `timings` (a timings.Timings), if given, gets the registry, build and push times.
+    With `before_push` (the smoke run), every image is built first, then it runs, then the pushes.
     """
     configs = {config.name: config for config in settings.image_configs}
     auth = auth_config(settings)
     stage = timings.stage if timings is not None else _untimed
+    began: dict[str, float] = {}
+    clients: dict[str, object] = {}
 
-    def one(name: str) -> None:
-        began = time.monotonic()
+    def build(name: str) -> None:
+        began[name] = time.monotonic()
         artifact = images[name]
         log = log_for(name)
         client = None
@@ -331,18 +335,32 @@ def build_and_push_all(
             if digest:
                 artifact.digest = digest
                 artifact.skipped = "already in registry"
-                log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began)})")
+                log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began[name])})")
                 return
         with stage("build"):
-            client = client or docker_client()
+            client = clients[name] = client or docker_client()
             with source.build_source(settings, configs[name], git) as source_dir:
                 labels = oci_labels(git, artifact, settings.project_dir)
                 build_image(client, settings, configs[name], artifact, labels, log, project_dir=source_dir)
-        with stage("push"):
-            push_image(client, artifact, auth, log)
-        log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
 
-    run_parallel(one, list(images), jobs)
+    def push(name: str) -> None:
+        artifact = images[name]
+        if artifact.skipped:
+            return
+        with stage("push"):
+            push_image(clients[name], artifact, auth, log_for(name))
+        log_for(name)(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began[name])}")
+
+    def build_and_push(name: str) -> None:
+        build(name)
+        push(name)
+
+    if before_push is None:
+        run_parallel(build_and_push, list(images), jobs)
+        return
+    run_parallel(build, list(images), jobs)
+    before_push()
+    run_parallel(push, list(images), jobs)
 
 
 @contextlib.contextmanager

@@ -14,14 +14,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from .artifacts import Artifacts, RenderedSpec
 from .config import ConfigError, Settings
 from .errors import TemplateError
-from .spec_formats import is_yaml, parse_rendered
+from .spec_formats import evaluate_jsonnet, is_jsonnet, is_yaml, parse_rendered
 from .validate import json_path, validate_spec
 
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
 
 
-def find_templates(settings: Settings) -> list[Path]:
-    paths: set[Path] = set()
+def check_spec_globs(settings: Settings) -> None:
     source = settings.sources.get("specs", "default")
     for pattern in settings.spec_globs:
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
@@ -29,6 +28,12 @@ def find_templates(settings: Settings) -> list[Path]:
                 f"{source}: key 'specs': {pattern!r} leaves the project; spec globs are relative to the "
                 "project directory, e.g. templates/*.json.j2"
             )
+
+
+def find_templates(settings: Settings) -> list[Path]:
+    paths: set[Path] = set()
+    check_spec_globs(settings)
+    for pattern in settings.spec_globs:
         paths.update(p for p in settings.project_dir.glob(pattern) if p.is_file())
     if not paths:
         raise ConfigError(
@@ -136,7 +141,13 @@ def render_specs(
     seen: dict[str, str] = {}
     for path in templates if templates is not None else find_templates(settings):
         source = path.relative_to(settings.project_dir).as_posix()
-        for spec in render_template(environment, path, source, variables):
+        if is_jsonnet(source):
+            builtins = {k: v for k, v in variables.items() if k not in settings.vars}
+            document = evaluate_jsonnet(settings.project_dir, source, builtins, settings.vars)
+            specs = as_specs(document, source)
+        else:
+            specs = render_template(environment, path, source, variables)
+        for spec in specs:
             validate_spec(spec, source)
             name = spec["pipeline"]["name"]
             if not PIPELINE_NAME.fullmatch(name):
@@ -201,6 +212,11 @@ def render_template(
                 f"{source}: {where}: key '{key}' appears twice in one object (JSON would keep only the last); "
                 "remove one"
             )
+    return as_specs(document, source)
+
+
+def as_specs(document: Any, source: str) -> list[dict[str, Any]]:
+    """A template gives one spec or a list of them."""
     specs = document if isinstance(document, list) else [document]
     for index, spec in enumerate(specs):
         if not isinstance(spec, dict):

@@ -67,6 +67,9 @@ def check_out_dir(settings: Settings) -> None:
     git_dir = Path(git(project, "rev-parse", "--absolute-git-dir", check=False) or project / ".git").resolve()
     if _inside(out, git_dir) or _inside(git_dir, out) or _inside(project, out) or out.name == ".git":
         raise ConfigError(f"{where} would hold the project or its .git directory; {fix}")
+    from .render import check_spec_globs
+
+    check_spec_globs(settings)  # before globbing them: pathlib refuses an absolute pattern
     for pattern in settings.spec_globs:
         for template in project.glob(pattern):
             if _inside(template.resolve(), out):

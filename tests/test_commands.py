@@ -41,7 +41,7 @@ def test_the_invoke_collection_is_the_declaration():
 
 
 def test_every_task_but_init_and_hooks_is_a_nox_session_with_the_invoke_flags():
-    assert set(STAGES) == {"test", "build", "push", "render_spec", "deploy", "status", "rollback", "prune", "graph", "teardown"}
+    assert set(STAGES) == {"test", "build", "push", "render_spec", "deploy", "status", "rollback", "prune", "graph", "teardown", "smoke"}
     for stage, command in STAGES.items():
         assert argparse_options(parser_for(command, "nox")) == invoke_options(ns[command.name]), stage
 

@@ -34,7 +34,7 @@ def test_render_spec_session(tmp_path, local_env):
     # `nox` alone runs the checks; build, push, deploy, status and rollback only when named.
     # (status and rollback: Nox has every task of the Invoke collection but init and hooks.)
     assert marks == {
-        "test": "*", "build": "-", "push": "-", "render_spec": "*", "deploy": "-", "status": "-", "rollback": "-", "prune": "-", "graph": "-", "teardown": "-",
+        "test": "*", "build": "-", "push": "-", "render_spec": "*", "deploy": "-", "status": "-", "rollback": "-", "prune": "-", "graph": "-", "teardown": "-", "smoke": "-",
     }
 
     rendered = nox(project, local_env, "-s", "render_spec")
