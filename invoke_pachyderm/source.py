@@ -77,9 +77,11 @@ def check_out_dir(settings: Settings) -> None:
     top = repo_root(project)
     if not _inside(out, top):
         return
+    tracked = git(top, "ls-files", "-z", "--", out.relative_to(top).as_posix())
+    if not tracked.strip("\0"):
+        return  # nothing committed in out_dir (the usual case): no need for docker-py's matcher
     from .buildcontext import build_context
 
-    tracked = git(top, "ls-files", "-z", "--", out.relative_to(top).as_posix())
     for image in settings.image_configs:
         dockerfile = (project / image.dockerfile).resolve()
         try:

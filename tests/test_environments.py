@@ -52,8 +52,11 @@ def test_env_switches_cluster_project_registry_and_vars(project, cluster, stagin
     assert staging.pipeline_versions("staging") == {"edges": 1}
     spec = staging.pipeline_spec("edges", project="staging")
     assert spec["input"]["pfs"]["repo"] == "raw"
-    assert spec["transform"]["image"] == f"{auth_registry.host}/{unique_repo}:{project.head}"
-    assert project.head in auth_registry.tags(unique_repo)
+    repository, tag = spec["transform"]["image"].rsplit(":", 1)
+    assert repository == f"{auth_registry.host}/{unique_repo}"
+    # the tag is the commit that last changed the image's inputs (issue 12), a commit git can open
+    assert project.git("cat-file", "-t", tag) == "commit"
+    assert tag in auth_registry.tags(unique_repo)
     assert auth_registry.password not in result.stdout + result.stderr
     assert cluster.pipeline_versions() == {"edges": 1}  # the base cluster is untouched
     assert staging.pipeline_versions() == {}  # nothing in the staging cluster's default project

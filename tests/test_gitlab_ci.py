@@ -112,4 +112,5 @@ def test_default_branch_deploy_records_branch_and_job_url_and_hides_the_token(pr
 
     manual = run_job(project, project_env, "deploy-manual", {**predefined, "PACHYDERM_DRY_RUN": "true"})
     assert manual.returncode == 0, manual.stdout + manual.stderr
-    assert manual.stdout.strip() == "word-count: unchanged"
+    plan, timings = manual.stdout.strip().splitlines()
+    assert plan == "word-count: unchanged" and timings.startswith("tag ")  # then the stage timings
