@@ -21,10 +21,11 @@ channel of this module's own, with the same address, TLS and token.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .artifacts import RenderedSpec
 from .config import PachdTarget
@@ -318,7 +319,8 @@ class Cluster:
         import grpc
 
         transaction = self.call("StartTransaction", self.client.start_transaction)
-        self.client.transaction_id = transaction.id
+        if not self.has_defaults:  # CreatePipelineV2 carries the transaction id itself (_create_v2)
+            self.client.transaction_id = transaction.id
         current = None
         try:
             for rendered, body, exists in specs:
@@ -330,27 +332,41 @@ class Cluster:
                         self.request(body, update=exists, reprocess=reprocess and exists)
                     )
             current = None
-            self.client.transaction_id = None
+            self._leave_transaction()
             if before_finish is not None:
                 self._checked(before_finish, transaction)
             self.client.finish_transaction(transaction)
         except ConnectionError:
-            self.client.transaction_id = None
+            self._leave_transaction()
             raise PachdError(self.unreachable() + "; the transaction was not finished, so nothing was changed") from None
         except grpc.RpcError as error:
-            self.client.transaction_id = None
+            self._leave_transaction()
             self._abandon(transaction)
             what = f"pipeline {current}" if current else "the deploy transaction"
             if not current and (failed := _failed_request(error, specs)):
                 what = f"the deploy transaction, at pipeline {failed}"
             raise PachdError(self.describe(error, what) + "; nothing was changed") from None
         except KeyboardInterrupt:
-            self.client.transaction_id = None
+            self._leave_transaction()
             self._abandon(transaction)  # an interrupted deploy leaves no open transaction behind
             self.channel.close()  # cancels the interrupted call: no RPC left running at exit
             raise
         finally:
+            self._leave_transaction()
+
+    def _leave_transaction(self) -> None:
+        """Back to plain calls; python-pachyderm rebuilds its channel on every set, so only when needed."""
+        if self.client.transaction_id is not None:
             self.client.transaction_id = None
+
+    @contextlib.contextmanager
+    def _fresh_channel(self) -> Iterator[Any]:
+        """A channel of its own for one call (see versions_now), closed afterwards."""
+        channel = self._open_channel()
+        try:
+            yield channel
+        finally:
+            channel.close()
 
     def versions_now(self, names: Iterable[str], timeout: float = CONNECT_TIMEOUT) -> dict[str, int]:
         """Current versions, read on a fresh channel with a deadline: after Ctrl-C a channel whose
@@ -361,15 +377,13 @@ class Cluster:
         from python_pachyderm.proto.v2.pps import pps_pb2, pps_pb2_grpc
 
         wanted = set(names)
-        channel = self._open_channel()
+        request = pps_pb2.ListPipelineRequest(projects=[pfs_pb2.Project(name=self.project)])
         try:
-            request = pps_pb2.ListPipelineRequest(projects=[pfs_pb2.Project(name=self.project)])
-            infos = pps_pb2_grpc.APIStub(channel).ListPipeline(request, timeout=timeout, metadata=self._metadata())
-            return {info.pipeline.name: info.version for info in infos if info.pipeline.name in wanted}
+            with self._fresh_channel() as channel:
+                infos = pps_pb2_grpc.APIStub(channel).ListPipeline(request, timeout=timeout, metadata=self._metadata())
+                return {info.pipeline.name: info.version for info in infos if info.pipeline.name in wanted}
         except grpc.RpcError as error:
             raise PachdError(self.describe(error, "ListPipeline")) from None
-        finally:
-            channel.close()
 
     def _checked(self, check: Callable[[], None], transaction) -> None:
         try:
@@ -409,16 +423,14 @@ class Cluster:
         import grpc
         from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
 
-        channel = self._open_channel()
+        request = transaction_pb2.DeleteTransactionRequest(transaction=transaction)
         try:
-            request = transaction_pb2.DeleteTransactionRequest(transaction=transaction)
-            transaction_pb2_grpc.APIStub(channel).DeleteTransaction(
-                request, timeout=CONNECT_TIMEOUT, metadata=self._metadata()
-            )
+            with self._fresh_channel() as channel:
+                transaction_pb2_grpc.APIStub(channel).DeleteTransaction(
+                    request, timeout=CONNECT_TIMEOUT, metadata=self._metadata()
+                )
         except (grpc.RpcError, ConnectionError):
             pass  # already finished, failed or gone: nothing was applied either way
-        finally:
-            channel.close()
 
     def _create_v2(self, body: Mapping[str, Any], update: bool, reprocess: bool, transaction_id: str) -> None:
         """CreatePipelineV2 with the user's JSON as written (plus our project) in the transaction."""
