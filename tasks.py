@@ -12,9 +12,9 @@ ns.add_task(pachyderm_ns.tasks["test"], name="test")
 
 @task
 def schema(c):
-    """Regenerate invoke_pachyderm/pipeline_spec.schema.json from python-pachyderm's protobufs."""
-    with open("invoke_pachyderm/pipeline_spec.schema.json", "w") as handle:
-        subprocess.run([sys.executable, "-m", "invoke_pachyderm.schema_gen"], stdout=handle, check=True)
+    """Regenerate invoke_pachyderm/stages/pipeline_spec.schema.json from python-pachyderm's protobufs."""
+    with open("invoke_pachyderm/stages/pipeline_spec.schema.json", "w") as handle:
+        subprocess.run([sys.executable, "-m", "invoke_pachyderm.stages.schema_gen"], stdout=handle, check=True)
 
 
 @task

@@ -13,7 +13,7 @@ import time
 import python_pachyderm
 from python_pachyderm.proto.v2.pps import pps_pb2
 
-from invoke_pachyderm.pachd_double import PachdDouble
+from invoke_pachyderm.testing.pachd_double import PachdDouble
 
 
 def time_calls(count: int, call) -> float:

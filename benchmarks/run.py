@@ -227,7 +227,7 @@ def median_time(command: list[str], cwd: Path, env: dict[str, str], runs: int) -
 # ============================================================================ the synthetic project
 class Synthetic:
     def __init__(self, root: Path, services: Services, pipelines: int, images: int):
-        from invoke_pachyderm.pachd_double import PachdDouble
+        from invoke_pachyderm.testing.pachd_double import PachdDouble
 
         self.root, self.n, self.k = root, pipelines, images
         self.nonce = uuid.uuid4().hex[:8]
@@ -402,12 +402,12 @@ def parallel_builds(workdir: Path, services: Services) -> dict:
 
 def render_thousand(workdir: Path) -> dict:
     log("render + validate 1,000 specs")
-    from invoke_pachyderm.artifacts import Artifacts, ImageArtifact
-    from invoke_pachyderm.config import load_settings
-    from invoke_pachyderm.gitinfo import GitInfo
-    from invoke_pachyderm import render
-    from invoke_pachyderm.render import render_specs
-    from invoke_pachyderm.validate import validate_spec
+    from invoke_pachyderm.core.artifacts import Artifacts, ImageArtifact
+    from invoke_pachyderm.core.config import load_settings
+    from invoke_pachyderm.core.gitinfo import GitInfo
+    from invoke_pachyderm.stages import render
+    from invoke_pachyderm.stages.render import render_specs
+    from invoke_pachyderm.stages.validate import validate_spec
 
     os.environ["XDG_CACHE_HOME"] = str(workdir / "render-cache")  # no cache from an earlier run
 
@@ -454,9 +454,9 @@ def render_thousand(workdir: Path) -> dict:
 
 
 IMPORTS = [
-    ("invoke_pachyderm.flow", "invoke.main, invoke_pachyderm.tasks", "invoke_pachyderm.flow"),
-    ("python_pachyderm (grpc, protobuf in pure Python)", "invoke.main, invoke_pachyderm.flow", "python_pachyderm"),
-    ("docker (requests, urllib3)", "invoke.main, invoke_pachyderm.flow, python_pachyderm", "docker"),
+    ("invoke_pachyderm.stages.flow", "invoke.main, invoke_pachyderm.tasks", "invoke_pachyderm.stages.flow"),
+    ("python_pachyderm (grpc, protobuf in pure Python)", "invoke.main, invoke_pachyderm.stages.flow", "python_pachyderm"),
+    ("docker (requests, urllib3)", "invoke.main, invoke_pachyderm.stages.flow, python_pachyderm", "docker"),
 ]
 
 
@@ -642,7 +642,7 @@ NOTES = """## Notes (issue 12)
   one pachd transaction with every create/update, costs 1.3–1.7 s for 50 changes and 17–25 s
   for 200, against the baseline's N independent updates (whole baseline runs: 1.3–3.4 s at N=200). The double, as pachd's source does,
   dry-runs the whole transaction on each append, so N changes cost O(N²). That is
-  invoke_pachyderm/cluster.py and the pachd double, which the lead is rewriting in parallel; not
+  invoke_pachyderm/backends/pachd.py and the pachd double, which the lead is rewriting in parallel; not
   changed here. At N=10 what is left is the build (one LABEL step), the registry look-up of an
   absent tag through the daemon (which imports docker) and the extra pachd round trips.
   No-change and spec-only deploys are faster than the baseline in most rows, and restart nothing.

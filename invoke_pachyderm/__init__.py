@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `ns` is built on first use so that importing submodules (e.g. the pachd double) stays light.
     if name == "ns":
-        from .tasks import ns
+        from invoke_pachyderm.tasks import ns
 
         return ns
     raise AttributeError(name)

@@ -14,10 +14,10 @@ from typing import Any
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .commands import COMMANDS, Command, Request, execute
-from .config import to_plain
-from .flags import FlagTask
-from .secrecy import install_log_filter
+from invoke_pachyderm.core.commands import COMMANDS, Command, Request, execute
+from invoke_pachyderm.core.config import to_plain
+from invoke_pachyderm.core.flags import FlagTask
+from invoke_pachyderm.core.secrecy import install_log_filter
 
 CONFIG_SECTION = "pachyderm"
 install_log_filter()  # `invoke --debug` logs the configuration, secrets included, before any task runs

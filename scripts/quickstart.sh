@@ -5,7 +5,7 @@
 #   bash scripts/quickstart.sh
 #
 # Local services: a private Docker Engine, a registry on 127.0.0.1:5000, and the PACHD DOUBLE —
-# a local stand-in for pachd (invoke_pachyderm.pachd_double), NOT Pachyderm. Point
+# a local stand-in for pachd (invoke_pachyderm.testing.pachd_double), NOT Pachyderm. Point
 # PACHD_ADDRESS at a real cluster to deploy there instead. Everything started here is stopped
 # at the end unless KEEP_SERVICES=1.
 set -euo pipefail
@@ -37,7 +37,7 @@ trap cleanup EXIT
 if [[ -z "${PACHD_ADDRESS:-}" ]]; then
     log "starting the pachd double (a local stand-in for pachd, not Pachyderm)"
     out=.services/pachd-double.out
-    python -m invoke_pachyderm.pachd_double --port 0 \
+    python -m invoke_pachyderm.testing.pachd_double --port 0 \
         --registry "http://$INVOKE_PACHYDERM_TEST_REGISTRY" >"$out" 2>.services/pachd-double.log &
     double_pid=$!
     for _ in $(seq 50); do grep -q listening "$out" 2>/dev/null && break; sleep 0.1; done

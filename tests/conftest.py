@@ -15,7 +15,7 @@ def cluster(request, registry):
     """A pachd double of its own that checks images against the test registry, with the `images`
     input repo seeded (the session-wide `pachd` fixture has no registry). Every test using it runs
     against pachd 2.7 (no defaults) and 2.12 (cluster defaults, CreatePipelineV2)."""
-    from invoke_pachyderm.pachd_double import PachdDouble
+    from invoke_pachyderm.testing.pachd_double import PachdDouble
 
     double = PachdDouble(registry_url=registry.url, start_delay=0.05, version=request.param).start()
     double.create_repo("images")

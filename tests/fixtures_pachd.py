@@ -9,7 +9,7 @@ python-pachyderm client for it.
 import pytest
 import python_pachyderm
 
-from invoke_pachyderm.pachd_double import PachdDouble
+from invoke_pachyderm.testing.pachd_double import PachdDouble
 
 __all__ = ["pachd_session", "pachd", "pachd_client", "PACHD_VERSIONS"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from invoke_pachyderm.artifacts import RenderedSpec
-from invoke_pachyderm.cluster import Cluster, _failed_request
-from invoke_pachyderm.config import PachdTarget
-from invoke_pachyderm.errors import PachdError
+from invoke_pachyderm.core.artifacts import RenderedSpec
+from invoke_pachyderm.backends.pachd import Cluster, _failed_request
+from invoke_pachyderm.core.config import PachdTarget
+from invoke_pachyderm.core.errors import PachdError
 
 
 def spec(name, repo="images", image="busybox:1"):

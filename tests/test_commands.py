@@ -8,12 +8,12 @@ import dataclasses
 
 import pytest
 
-from invoke_pachyderm import action
-from invoke_pachyderm.argparsing import ParseStopped, add_flags, parser_for
-from invoke_pachyderm.cli import build_parser
-from invoke_pachyderm.commands import COMMANDS, Command
-from invoke_pachyderm.errors import ConfigError
-from invoke_pachyderm.flags import Flag, text
+from invoke_pachyderm.adapters import github_action as action
+from invoke_pachyderm.adapters.argparsing import ParseStopped, add_flags, parser_for
+from invoke_pachyderm.adapters.cli import build_parser
+from invoke_pachyderm.core.commands import COMMANDS, Command
+from invoke_pachyderm.core.errors import ConfigError
+from invoke_pachyderm.core.flags import Flag, text
 from invoke_pachyderm.nox import STAGES
 from invoke_pachyderm.tasks import make_task, ns
 

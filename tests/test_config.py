@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from invoke_pachyderm.config import (
+from invoke_pachyderm.core.config import (
     DEFAULT_PACHD_ADDRESS,
     KEYS,
     ImageConfig,
@@ -15,7 +15,7 @@ from invoke_pachyderm.config import (
     load_settings,
     resolve_pachd,
 )
-from invoke_pachyderm.errors import ConfigError
+from invoke_pachyderm.core.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

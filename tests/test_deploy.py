@@ -5,7 +5,7 @@ import grpc
 import pytest
 import python_pachyderm
 
-from invoke_pachyderm.pachd_double import PachdDouble
+from invoke_pachyderm.testing.pachd_double import PachdDouble
 from project_helpers import make_project
 
 ANNOTATION = "invoke-pachyderm.io/"

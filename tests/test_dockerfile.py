@@ -1,7 +1,7 @@
 """The generated Dockerfile: the user's plus one LABEL line in the stage that is built."""
 from __future__ import annotations
 
-from invoke_pachyderm.dockerfile import quote, with_labels
+from invoke_pachyderm.backends.dockerfile import quote, with_labels
 
 LABELS = {"org.opencontainers.image.revision": "abc", "org.opencontainers.image.source": "https://x/y"}
 MULTI = """FROM busybox AS build

@@ -8,7 +8,7 @@ import json
 import python_pachyderm
 import pytest
 
-from invoke_pachyderm.pachd_double import PachdDouble
+from invoke_pachyderm.testing.pachd_double import PachdDouble
 from project_helpers import make_project
 
 
@@ -88,7 +88,7 @@ def test_a_typo_in_any_environment_is_reported(project):
 
 # -- layering, without services ------------------------------------------------------------
 def settings_in(tmp_path, pyproject: str, environ=None, flags=None):
-    from invoke_pachyderm.config import load_settings
+    from invoke_pachyderm.core.config import load_settings
 
     (tmp_path / "pyproject.toml").write_text(pyproject)
     return load_settings(tmp_path, {}, flags, environ or {"HOME": str(tmp_path)})

@@ -15,9 +15,10 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures_services import write_busybox_context
-from invoke_pachyderm.artifacts import ImageArtifact
-from invoke_pachyderm.errors import RegistryError
-from invoke_pachyderm.images import direct_digest, registry_digest
+from invoke_pachyderm.core.artifacts import ImageArtifact
+from invoke_pachyderm.core.errors import RegistryError
+from invoke_pachyderm.backends.docker_images import registry_digest
+from invoke_pachyderm.backends.registry import direct_digest
 from project_helpers import VENV_BIN, make_project
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from fault_proxy import BAD_GATEWAY, CUT, STALL, FaultProxy, unix_socket_path
 from fixtures_services import write_busybox_context
-from invoke_pachyderm.errors import EXIT_CODES
+from invoke_pachyderm.core.errors import EXIT_CODES
 from project_helpers import VENV_BIN, Result, make_project
 
 

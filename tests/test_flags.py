@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from invoke_pachyderm.flags import FlagTask
+from invoke_pachyderm.core.flags import FlagTask
 from invoke_pachyderm.tasks import ns
 from project_helpers import make_project
 

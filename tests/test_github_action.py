@@ -38,7 +38,7 @@ from scaffold_helpers import (
 from scaffold_helpers import run as run_cli
 
 ACTION = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
-WORKFLOW_TEMPLATES = sorted((REPO_ROOT / "templates").glob("**/dot-github/workflows/*.yml")) + sorted(
+WORKFLOW_TEMPLATES = sorted((REPO_ROOT / "invoke_pachyderm/scaffold/templates").glob("**/dot-github/workflows/*.yml")) + sorted(
     (REPO_ROOT / ".github/workflows").glob("*.yml")
 )
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")

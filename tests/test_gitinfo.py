@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from invoke_pachyderm.errors import GitStateError
+from invoke_pachyderm.core.errors import GitStateError
 from git_helpers import commit_all, run_git
-from invoke_pachyderm.gitinfo import (
+from invoke_pachyderm.core.gitinfo import (
     github_overrides,
     is_ancestor,
     is_valid_tag,

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from invoke_pachyderm.errors import ConfigError, TemplateError
-from invoke_pachyderm.spec_formats import evaluate_jsonnet
+from invoke_pachyderm.core.errors import ConfigError, TemplateError
+from invoke_pachyderm.stages.spec_formats import evaluate_jsonnet
 from project_helpers import make_project
 
 LIBRARY = """\

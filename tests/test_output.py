@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from invoke_pachyderm.output import Reporter
+from invoke_pachyderm.core.output import Reporter
 
 PASSWORD = "hunter2-Pa55word"
 TOKEN = "ghp_0123456789abcdefTOKEN"

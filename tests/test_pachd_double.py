@@ -1,7 +1,7 @@
 """The pachd double, driven only through python-pachyderm's public client.
 
 Each test shows one rule of pachd the double follows (see
-invoke_pachyderm/pachd_double/server.py for what it does not model), with the
+invoke_pachyderm/testing/pachd_double/server.py for what it does not model), with the
 gRPC code and message a client sees.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from python_pachyderm.proto.v2.pfs import pfs_pb2
 from python_pachyderm.proto.v2.pps import pps_pb2
 from python_pachyderm.proto.v2.transaction import transaction_pb2
 
-from invoke_pachyderm.pachd_double import PachdDouble
+from invoke_pachyderm.testing.pachd_double import PachdDouble
 
 STARTING = pps_pb2.PIPELINE_STARTING
 RUNNING = pps_pb2.PIPELINE_RUNNING
@@ -777,7 +777,7 @@ def test_concurrent_updates_are_serialised(pachd, pachd_client, images_repo):
 def test_command_line_prints_its_port_and_serves():
     began = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke_pachyderm.pachd_double", "--port", "0",
+        [sys.executable, "-m", "invoke_pachyderm.testing.pachd_double", "--port", "0",
          "--token", "t1", "--token", "t2", "--version", "2.8.1", "--start-delay", "0"],
         stdout=subprocess.PIPE, text=True,
     )

@@ -12,8 +12,8 @@ import python_pachyderm
 from google.protobuf import json_format
 from python_pachyderm.proto.v2.pps import pps_pb2
 
-from invoke_pachyderm.pachd_double import PachdDouble
-from invoke_pachyderm.pps_v28 import METHODS, SERVICE, messages, specs_of
+from invoke_pachyderm.testing.pachd_double import PachdDouble
+from invoke_pachyderm.backends.pachd_v28 import METHODS, SERVICE, messages, specs_of
 
 
 @pytest.fixture

@@ -6,16 +6,11 @@ import json
 
 import pytest
 
-from invoke_pachyderm.artifacts import RenderedSpec
-from invoke_pachyderm.errors import TemplateError
-from invoke_pachyderm.plan import (
-    ANNOTATION_PREFIX,
-    dependency_order,
-    normalize_pair,
-    normalize_spec,
-    plan_changes,
-    spec_diff,
-)
+from invoke_pachyderm.core.artifacts import RenderedSpec
+from invoke_pachyderm.core.errors import TemplateError
+from invoke_pachyderm.backends.pachd_forms import normalize_pair, normalize_spec
+from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
+from invoke_pachyderm.stages.plan import dependency_order, plan_changes, spec_diff
 
 PROJECT = "default"
 

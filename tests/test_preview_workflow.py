@@ -94,7 +94,7 @@ def test_preview_and_teardown_through_the_action_never_run_the_pull_requests_pyt
                      workspace, env, tmp_path / "runner")
     assert run.returncode == 0, run.log
     assert not marker.exists(), marker.read_text()
-    assert "invoke-pachyderm action: python -I -m invoke_pachyderm.program deploy --preview 7" in run.log
+    assert "invoke-pachyderm action: python -I -m invoke_pachyderm.adapters.program deploy --preview 7" in run.log
     assert pachd.pipeline_versions("pr-7") == {"word-count": 1}
     assert pachd.pipeline_spec("word-count", project="pr-7")["input"]["pfs"]["project"] == "default"
     assert "| `word-count` | created | 1 |" in run.summary  # the plan, as deployed

@@ -12,11 +12,11 @@ import pytest
 import python_pachyderm
 from python_pachyderm.proto.v2.pps import pps_pb2
 
-from invoke_pachyderm.cluster import Cluster
-from invoke_pachyderm.config import PachdTarget
-from invoke_pachyderm.errors import HealthError
-from invoke_pachyderm.pachd_double import PachdDouble
-from invoke_pachyderm.watch import wait_running
+from invoke_pachyderm.backends.pachd import Cluster
+from invoke_pachyderm.core.config import PachdTarget
+from invoke_pachyderm.core.errors import HealthError
+from invoke_pachyderm.testing.pachd_double import PachdDouble
+from invoke_pachyderm.stages.watch import wait_running
 from project_helpers import VENV_BIN, make_project
 
 

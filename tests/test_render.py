@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from invoke_pachyderm.artifacts import Artifacts, ImageArtifact
-from invoke_pachyderm.config import load_settings
-from invoke_pachyderm.errors import ConfigError, TemplateError
-from invoke_pachyderm.gitinfo import GitInfo
-from invoke_pachyderm.render import find_templates, render_specs, template_variables, write_specs
+from invoke_pachyderm.core.artifacts import Artifacts, ImageArtifact
+from invoke_pachyderm.core.config import load_settings
+from invoke_pachyderm.core.errors import ConfigError, TemplateError
+from invoke_pachyderm.core.gitinfo import GitInfo
+from invoke_pachyderm.stages.render import find_templates, render_specs, template_variables, write_specs
 
 COMMIT = "c0ffee" + "0123456789" * 3 + "abcd"
 DIGEST = "sha256:" + "d" * 64

@@ -205,12 +205,12 @@ def test_wheel_ships_the_templates_and_scaffolds_from_them(tmp_path, local_env):
         "project/pyproject.toml",
         "project/Dockerfile",
     ):
-        assert f"invoke_pachyderm/templates/{template}" in names
+        assert f"invoke_pachyderm/scaffold/templates/{template}" in names
 
     # Scaffold from the unpacked wheel, not from the source tree.
     target = tmp_path / "from-wheel"
     code = (
-        "import sys, invoke_pachyderm.scaffold as s; "
+        "import sys, invoke_pachyderm.scaffold.writer as s; "
         "print(s.template_root()); "
         f"sys.exit(len(s.scaffold({str(target)!r}, name='w').skipped))"
     )

@@ -21,12 +21,13 @@ from jsonschema import Draft202012Validator
 from python_pachyderm.proto.v2.pps import pps_pb2
 from python_pachyderm.util import parse_dict_pipeline_spec
 
-from invoke_pachyderm import schema_gen, validate
-from invoke_pachyderm.errors import TemplateError
-from invoke_pachyderm.validate import validate_spec
+from invoke_pachyderm.stages import schema_gen
+from invoke_pachyderm.stages import validate
+from invoke_pachyderm.core.errors import TemplateError
+from invoke_pachyderm.stages.validate import validate_spec
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "invoke_pachyderm" / "pipeline_spec.schema.json"
+SHIPPED = REPO / "invoke_pachyderm" / "stages" / "pipeline_spec.schema.json"
 SOURCE = "templates/edges.json.j2"
 ROOT = pps_pb2.CreatePipelineRequest.DESCRIPTOR
 
@@ -194,14 +195,14 @@ def proto_only(schema) -> Draft202012Validator:
 def test_shipped_schema_matches_a_fresh_generation():
     fresh = schema_gen.dumps(schema_gen.generate_pipeline_schema())
     assert SHIPPED.read_text(encoding="utf-8") == fresh, (
-        "invoke_pachyderm/pipeline_spec.schema.json is stale: run "
-        "`python -m invoke_pachyderm.schema_gen > invoke_pachyderm/pipeline_spec.schema.json`"
+        "invoke_pachyderm/stages/pipeline_spec.schema.json is stale: run "
+        "`python -m invoke_pachyderm.stages.schema_gen > invoke_pachyderm/stages/pipeline_spec.schema.json`"
     )
 
 
 def test_main_writes_the_shipped_file():
     proc = subprocess.run(
-        [sys.executable, "-m", "invoke_pachyderm.schema_gen"], cwd=REPO, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "invoke_pachyderm.stages.schema_gen"], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert proc.stdout == SHIPPED.read_text(encoding="utf-8")
     assert proc.stdout.endswith("}\n") and '\n "$defs": {' in proc.stdout  # indent 1, sorted keys
@@ -701,7 +702,7 @@ def test_both_spellings_at_once():
 def test_validate_imports_neither_protobuf_nor_python_pachyderm():
     code = (
         "import sys, json\n"
-        "from invoke_pachyderm.validate import validate_spec\n"
+        "from invoke_pachyderm.stages.validate import validate_spec\n"
         f"validate_spec(json.loads({json.dumps(json.dumps(FULL))}), 'x')\n"
         "bad = [m for m in sys.modules if m.startswith(('google.protobuf', 'python_pachyderm'))]\n"
         "assert not bad, bad\n"

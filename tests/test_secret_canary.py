@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from invoke_pachyderm.pachd_double import PachdDouble
+from invoke_pachyderm.testing.pachd_double import PachdDouble
 from project_helpers import make_project
 
 TOKEN = "canary-token-7d2f9b1a"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from invoke_pachyderm.smoke import LABEL
+from invoke_pachyderm.stages.smoke import LABEL
 from project_helpers import make_project
 
 EDGES = {

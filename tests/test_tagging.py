@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from invoke_pachyderm.config import ImageConfig, load_settings
-from invoke_pachyderm.errors import ConfigError, GitStateError
-from invoke_pachyderm.gitinfo import GitInfo, read_git_info
-from invoke_pachyderm.buildcontext import build_context
-from invoke_pachyderm.tagging import image_tag, inputs_digest
+from invoke_pachyderm.core.config import ImageConfig, load_settings
+from invoke_pachyderm.core.errors import ConfigError, GitStateError
+from invoke_pachyderm.core.gitinfo import GitInfo, read_git_info
+from invoke_pachyderm.backends.build_context import build_context
+from invoke_pachyderm.stages.tagging import image_tag, inputs_digest
 from git_helpers import commit_all, run_git
 
 SHA = re.compile(r"[0-9a-f]{40}")

@@ -1,0 +1,112 @@
+"""What is sent to the Docker daemon: the build context and the generated Dockerfile.
+
+The context is filtered as if its `.dockerignore` began with `.git`, `out_dir` and the spec
+templates (those inside the context): none of them is an input of the image, and with them in,
+every commit (.git), every render (out_dir) and every spec edit would make a new image. The
+user's own patterns come after, so `!.git` brings the repository back. docker-py's own matcher
+(`docker.utils.build`) decides which files go, for the build and for the inputs hash alike.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from invoke_pachyderm.core.config import ImageConfig, Settings
+from invoke_pachyderm.core.errors import ConfigError
+
+#: The generated Dockerfile's name inside the build tar (docker-py adds it, as for any Dockerfile
+#: outside the context); fixed, so that the same inputs give the same tar.
+DOCKERFILE_NAME = ".dockerfile.invoke-pachyderm"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    root: Path
+    dockerfile: Path
+    user_patterns: tuple[str, ...]  # the context's .dockerignore
+    default_patterns: tuple[str, ...]  # ours, before the user's
+
+    @property
+    def patterns(self) -> list[str]:
+        return [*self.default_patterns, *self.user_patterns]
+
+    def files(self) -> list[str]:
+        """Every file (not directory) sent to the daemon, relative to the context, sorted."""
+        from docker.utils.build import exclude_paths
+
+        names = exclude_paths(str(self.root), self.patterns, dockerfile=DOCKERFILE_NAME)
+        return sorted(name for name in names if not (self.root / name).is_dir() or (self.root / name).is_symlink())
+
+    def tar(self, dockerfile_text: str):
+        """The build context as docker-py would send it for a Dockerfile outside the context."""
+        from docker.utils.build import create_archive, exclude_paths
+
+        names = sorted(exclude_paths(str(self.root), self.patterns, dockerfile=DOCKERFILE_NAME))
+        # docker-py's rule: the daemon drops .dockerignore and the Dockerfile when this lists them.
+        dockerignore = "\n".join([*(self.user_patterns or [".dockerignore"]), DOCKERFILE_NAME])
+        return create_archive(
+            root=str(self.root),
+            files=names,
+            extra_files=[(".dockerignore", dockerignore), (DOCKERFILE_NAME, dockerfile_text)],
+        )
+
+
+def build_context(settings: Settings, image: ImageConfig) -> BuildContext:
+    root = (settings.project_dir / image.context).resolve()
+    dockerfile = (settings.project_dir / image.dockerfile).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"image {image.name!r}: build context {image.context!r} is not a directory")
+    if not dockerfile.is_file():
+        raise ConfigError(f"image {image.name!r}: Dockerfile {image.dockerfile!r} not found")
+    return BuildContext(
+        root=root,
+        dockerfile=dockerfile,
+        user_patterns=tuple(read_dockerignore(root)),
+        default_patterns=tuple(default_patterns(settings, root)),
+    )
+
+
+def read_dockerignore(root: Path) -> list[str]:
+    """The patterns of `root/.dockerignore`, read as docker-py reads them."""
+    path = root / ".dockerignore"
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def default_patterns(settings: Settings, root: Path) -> list[str]:
+    return [literal(path) for path in default_paths(settings, root)]
+
+
+def default_paths(settings: Settings, root: Path) -> list[str]:
+    """`.git`, out_dir and the spec templates, relative to the context (those inside it)."""
+    paths = [".git"]
+    for path in [settings.project_dir / settings.out_dir, *spec_templates(settings)]:
+        relative = inside(path.resolve(), root)
+        if relative:
+            paths.append(relative)
+    return paths
+
+
+def spec_templates(settings: Settings) -> list[Path]:
+    found: set[Path] = set()
+    for pattern in settings.spec_globs:
+        found.update(path for path in settings.project_dir.glob(pattern) if path.is_file())
+    return sorted(found)
+
+
+def inside(path: Path, root: Path) -> str | None:
+    """`path` relative to `root` (with '/'), or None when it is not below it."""
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        return None
+    text = relative.as_posix()
+    return None if text in ("", ".") else text
+
+
+def literal(relative: str) -> str:
+    """A .dockerignore pattern matching exactly this path (docker's fnmatch has no escape character)."""
+    return "".join(f"[{char}]" if char in "*?[\\" else char for char in relative).replace(os.sep, "/")

@@ -1,0 +1,388 @@
+"""Build, push and look up images. The only module that imports `docker` (lazily)."""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from invoke_pachyderm.stages import source
+from invoke_pachyderm.core.artifacts import ImageArtifact
+from invoke_pachyderm.core.config import ConfigError, ImageConfig, Settings
+from invoke_pachyderm.core.errors import DockerError, RegistryError
+from invoke_pachyderm.core.gitinfo import GitInfo
+from invoke_pachyderm.backends.registry import direct_digest
+from invoke_pachyderm.backends.transfer_progress import TransferProgress
+
+Log = Callable[[str], None]
+
+
+def docker_client():
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except (docker.errors.DockerException, OSError) as error:
+        where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
+        raise DockerError(
+            f"cannot reach the Docker daemon at {where}: {_short(error)}; start Docker or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+def auth_config(settings: Settings) -> dict[str, str] | None:
+    """Explicit credentials, else None so docker-py reads DOCKER_CONFIG / credential helpers."""
+    if settings.registry_username and settings.registry_password:
+        return {"username": settings.registry_username, "password": settings.registry_password}
+    return None
+
+
+def oci_labels(git: GitInfo, artifact: ImageArtifact, project_dir: Path | None = None) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.revision": artifact.commit or git.commit,
+        "org.opencontainers.image.version": artifact.tag,
+        "org.opencontainers.image.created": created(git, artifact, project_dir),
+        "org.opencontainers.image.ref.name": artifact.ref,
+    }
+    if git.repo_url:
+        labels["org.opencontainers.image.source"] = git.repo_url
+    return labels
+
+
+def created(git: GitInfo, artifact: ImageArtifact, project_dir: Path | None, environ=None) -> str:
+    """SOURCE_DATE_EPOCH, else the time of the image's commit; now only for a dirty tree.
+
+    The same commit then gives the same LABEL line, which the builder's cache reuses: the same
+    image ID on a daemon that still has the layers.
+    """
+    from invoke_pachyderm.core.gitinfo import commit_time
+
+    environ = os.environ if environ is None else environ
+    seconds: int | None = None
+    if environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit():
+        seconds = int(environ["SOURCE_DATE_EPOCH"])
+    elif artifact.source_date is not None:
+        seconds = artifact.source_date
+    elif not git.dirty and project_dir is not None:
+        seconds = commit_time(project_dir, artifact.commit or git.commit)
+    moment = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) if seconds is not None else _dt.datetime.now(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_image(
+    client, settings: Settings, image: ImageConfig, artifact: ImageArtifact, labels: dict[str, str], log: Log,
+    project_dir: Path | None = None,
+) -> None:
+    """Build from the user's Dockerfile plus one LABEL line (see dockerfile.py), sent as docker-py would.
+
+    `project_dir`: where the context and Dockerfile are read (source.build_source's copy of the commit)."""
+    import dataclasses
+
+    import docker.errors
+    import urllib3.exceptions
+
+    from invoke_pachyderm.backends.build_context import DOCKERFILE_NAME, build_context
+    from invoke_pachyderm.backends.dockerfile import with_labels
+
+    where = dataclasses.replace(settings, project_dir=project_dir) if project_dir is not None else settings
+    try:
+        context = build_context(where, image)
+    except ConfigError as error:
+        raise DockerError(error.message) from None
+    text = with_labels(context.dockerfile.read_text(), labels, image.target)
+    step = "before its first step"
+    try:
+        with context.tar(text) as tar:
+            stream = client.api.build(
+                fileobj=tar,
+                custom_context=True,
+                dockerfile=DOCKERFILE_NAME,
+                tag=artifact.ref,
+                buildargs=dict(image.build_args),
+                target=image.target,
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            with TransferProgress("pull", log) as pull:  # of the base image, when the daemon lacks it
+                for chunk in stream:
+                    if "error" in chunk or "errorDetail" in chunk:
+                        detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                        raise DockerError(f"image {artifact.ref}: build failed: {detail.strip()}")
+                    pull.feed(chunk)
+                    output = chunk.get("stream", "")
+                    for line in output.splitlines():
+                        if line.strip():
+                            pull.say(line.rstrip())
+                        if line.startswith("Step "):
+                            step = f"at {line.strip()[:120]}"
+            if pull.summary():
+                log(pull.summary())
+    except docker.errors.APIError as error:
+        raise DockerError(f"image {artifact.ref}: build failed: {_short(error)}") from None
+    except (docker.errors.DockerException, OSError) as error:
+        raise DockerError(f"image {artifact.ref}: build failed: {_short(error)}") from None
+    except urllib3.exceptions.HTTPError as error:
+        raise DockerError(
+            f"image {artifact.ref}: the connection to the Docker daemon broke during the build, {step} "
+            f"({_first_arg(error)}); nothing was pushed; is the daemon still running?"
+        ) from None
+    artifact.built = True
+
+
+def push_image(client, artifact: ImageArtifact, auth: dict[str, str] | None, log: Log) -> None:
+    """Push and read the whole stream: docker-py does not raise on registry errors."""
+    import docker.errors
+    import urllib3.exceptions
+
+    step = "before the first layer"
+    try:
+        stream = client.api.push(
+            artifact.repository, tag=artifact.tag, stream=True, decode=True, auth_config=auth
+        )
+        with TransferProgress("push", log) as progress:
+            for chunk in stream:
+                if "errorDetail" in chunk or "error" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                    raise RegistryError(f"push of {artifact.ref} failed {step}: {detail}{_auth_hint(detail)}")
+                aux = chunk.get("aux") or {}
+                if aux.get("Digest"):
+                    artifact.digest = aux["Digest"]
+                progress.feed(chunk)
+                status = chunk.get("status")
+                if status and chunk.get("id") and not status.startswith("Retrying"):
+                    step = f"at layer {chunk['id']} ({status.split(' ')[0].lower()})"
+                if status and not chunk.get("progressDetail"):
+                    progress.say(f"{chunk.get('id', '')}: {status}".strip(": "))
+        if progress.summary():
+            log(progress.summary())
+    except docker.errors.APIError as error:
+        raise RegistryError(f"push of {artifact.ref} failed: {_short(error)}") from None
+    except (docker.errors.DockerException, OSError, urllib3.exceptions.HTTPError) as error:
+        raise DockerError(
+            f"push of {artifact.ref}: the connection to the Docker daemon broke {step} ({_first_arg(error)}); "
+            "is the daemon still running?"
+        ) from None
+    if not artifact.digest:
+        raise RegistryError(f"push of {artifact.ref} ended without a digest; the registry did not confirm it")
+    artifact.pushed = True
+
+
+#: Registry error codes (as the daemon words them) that mean "no such tag / repository".
+ABSENT_MARKERS = ("manifest unknown", "name unknown", "not found")
+
+
+def registry_digest(client, artifact: ImageArtifact, auth: dict[str, str] | None) -> str | None:
+    """Digest of repository:tag in the registry, asked through the daemon with push's credentials.
+
+    None only when the daemon answers 404 (its NotFound) with the registry's "manifest unknown" /
+    "name unknown". Anything else (401, "no basic auth credentials", connection refused, a
+    non-registry answering, a daemon that went away) raises RegistryError: never "absent".
+    """
+    import docker.errors
+    import requests.exceptions
+
+    try:
+        data = client.api.inspect_distribution(artifact.ref, auth_config=auth)
+    except docker.errors.APIError as error:
+        text = str(error.explanation or error).lower()
+        if error.status_code == 404 and any(marker in text for marker in ABSENT_MARKERS):
+            return None
+        raise RegistryError(
+            f"cannot look up {artifact.ref} in its registry (so cannot tell whether to build): "
+            f"{_short(error)}{_auth_hint(text)}"
+        ) from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as error:
+        raise DockerError(f"cannot look up {artifact.ref} through the Docker daemon: {_short(error)}") from None
+    digest = (data.get("Descriptor") or {}).get("digest")
+    if not digest:
+        raise RegistryError(f"cannot look up {artifact.ref}: the daemon's answer has no digest: {data!r:.200}")
+    return digest
+
+
+# -- the registry asked directly: a fast path that can only say "present" ------------------
+def build_and_push_all(
+    settings: Settings,
+    git: GitInfo,
+    images: dict[str, ImageArtifact],
+    rebuild: bool,
+    jobs: int,
+    log_for: Callable[[str], Log],
+    timings=None,
+    before_push: Callable[[], None] | None = None,
+) -> None:
+    """For each image: skip if its tag is already in the registry (unless rebuild), else build and push.
+
+    The registry is asked directly first; docker is imported and the daemon reached only for an
+    image the registry did not confirm. Each image ends with one line: skipped or built+pushed.
+    `timings` (a timings.Timings), if given, gets the registry, build and push times.
+    With `before_push` (the smoke run), every image is built first, then it runs, then the pushes.
+    """
+    configs = {config.name: config for config in settings.image_configs}
+    auth = auth_config(settings)
+    stage = timings.stage if timings is not None else _untimed
+    began: dict[str, float] = {}
+    clients: dict[str, object] = {}
+
+    def build(name: str) -> None:
+        began[name] = time.monotonic()
+        artifact = images[name]
+        log = log_for(name)
+        client = None
+        if not rebuild:
+            with stage("registry"):
+                digest = direct_digest(artifact, auth)
+                if not digest:
+                    client = docker_client()
+                    digest = registry_digest(client, artifact, auth)
+            if digest:
+                artifact.digest = digest
+                artifact.skipped = "already in registry"
+                log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began[name])})")
+                return
+        with stage("build"):
+            client = clients[name] = client or docker_client()
+            with source.build_source(settings, configs[name], git) as source_dir:
+                labels = oci_labels(git, artifact, settings.project_dir)
+                build_image(client, settings, configs[name], artifact, labels, log, project_dir=source_dir)
+
+    def push(name: str) -> None:
+        artifact = images[name]
+        if artifact.skipped:
+            return
+        with stage("push"):
+            push_image(clients[name], artifact, auth, log_for(name))
+        log_for(name)(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began[name])}")
+
+    def build_and_push(name: str) -> None:
+        build(name)
+        push(name)
+
+    if before_push is None:
+        run_parallel(build_and_push, list(images), jobs)
+        return
+    run_parallel(build, list(images), jobs)
+    before_push()
+    run_parallel(push, list(images), jobs)
+
+
+@contextlib.contextmanager
+def _untimed(name: str):
+    yield
+
+
+def lookup_digests(settings: Settings, images: dict[str, ImageArtifact]) -> None:
+    """Fill in the digest of each image already in the registry (read-only; for a dry run)."""
+    auth = auth_config(settings)
+    for artifact in images.values():
+        digest = direct_digest(artifact, auth)
+        if not digest:
+            digest = registry_digest(docker_client(), artifact, auth)
+        artifact.digest = digest
+
+
+def _seconds(began: float) -> str:
+    return f"{time.monotonic() - began:.1f}s"
+
+
+def build_all(settings: Settings, git: GitInfo, images: dict[str, ImageArtifact], jobs: int, log_for) -> None:
+    configs = {config.name: config for config in settings.image_configs}
+    docker_client()
+
+    def one(name: str) -> None:
+        began = time.monotonic()
+        artifact, log = images[name], log_for(name)
+        with source.build_source(settings, configs[name], git) as source_dir:
+            labels = oci_labels(git, artifact, settings.project_dir)
+            build_image(docker_client(), settings, configs[name], artifact, labels, log, project_dir=source_dir)
+        log(f"built {artifact.ref} in {_seconds(began)}")
+
+    run_parallel(one, list(images), jobs)
+
+
+def push_all(settings: Settings, images: dict[str, ImageArtifact], jobs: int, log_for) -> None:
+    import docker.errors
+
+    auth = auth_config(settings)
+    client = docker_client()
+    for artifact in images.values():
+        try:
+            client.images.get(artifact.ref)
+        except docker.errors.ImageNotFound:
+            raise DockerError(f"image {artifact.ref} is not built on this Docker daemon; run `invoke build` first") from None
+
+    def one(name: str) -> None:
+        began = time.monotonic()
+        artifact, log = images[name], log_for(name)
+        push_image(docker_client(), artifact, auth, log)
+        log(f"pushed {artifact.ref} {artifact.digest} in {_seconds(began)}")
+
+    run_parallel(one, list(images), jobs)
+
+
+def run_parallel(function: Callable[[str], None], names: Iterable[str], jobs: int) -> None:
+    """Run for each name; the first error (in name order) is raised after all have finished.
+
+    Daemon threads rather than a ThreadPoolExecutor, whose workers Python joins at exit: on
+    Ctrl-C the main thread stops waiting and the process exits without waiting for the builds.
+    """
+    names = list(names)
+    if len(names) <= 1 or jobs <= 1:
+        for name in names:
+            function(name)
+        return
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in names:
+        todo.put(name)
+    errors: dict[str, BaseException] = {}
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                name = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                function(name)
+            except BaseException as error:  # re-raised in the main thread below
+                errors[name] = error
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(jobs, len(names)))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    for name in names:
+        if name in errors:
+            raise errors[name]
+
+
+def _auth_hint(text: str) -> str:
+    lowered = str(text).lower()
+    if any(word in lowered for word in ("unauthorized", "authentication required", "denied", "no basic auth")):
+        return (
+            " (the registry wants credentials: `docker login`, or set INVOKE_PACHYDERM_REGISTRY_USERNAME "
+            "and INVOKE_PACHYDERM_REGISTRY_PASSWORD)"
+        )
+    return ""
+
+
+def _first_arg(error: BaseException) -> str:
+    """urllib3 wraps the cause as (message, cause): the message alone says it."""
+    return error.args[0] if error.args and isinstance(error.args[0], str) else _short(error)
+
+
+def _short(error: BaseException) -> str:
+    text = getattr(error, "explanation", None) or str(error)
+    return " ".join(str(text).split())[:300]

@@ -1,0 +1,519 @@
+"""Talk to pachd. The only module that imports `python_pachyderm` (lazily: its import costs ~150 ms).
+
+pachd >= 2.8 (told by GetVersion) stores each pipeline's *effective* spec: built-in, cluster and
+project defaults merged under the user's JSON (src/server/pps/server/defaults.go,
+makeEffectiveSpec). There:
+
+* the diff compares the rendered spec with the pipeline's `user_spec_json` (what
+  `pachctl edit pipeline` shows since 2.8), both in `pachd_forms.user_spec_form`; defaults never show
+  up as a user change. Chosen over a CreatePipelineV2 dry run per pipeline because it costs no
+  RPC per pipeline and keeps explicit `false`/`0`/`null` visible as written;
+* whether the defaults changed since a pipeline's version is found by merging the current
+  cluster and project defaults (two RPCs per deploy) under its stored user JSON and comparing
+  with its stored effective spec, as SetClusterDefaults(regenerate) decides it;
+* creates and updates go through CreatePipelineV2 inside the transaction, with the user's JSON
+  verbatim, so explicit zero values survive (the legacy CreatePipeline re-marshals the request
+  with protojson, which drops them).
+
+Below 2.8, the legacy CreatePipeline and `pachd_forms.normalize_pair` (pachd's own defaults) are used.
+The >= 2.8 messages come from `pps_v28` (python-pachyderm 7.6 has none of them); those calls use a
+channel of this module's own, with the same address, TLS and token.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from invoke_pachyderm.core.artifacts import RenderedSpec
+from invoke_pachyderm.core.config import PachdTarget
+from invoke_pachyderm.core.errors import PachdError
+from invoke_pachyderm.backends.pachd_forms import normalize_spec
+
+CONNECT_TIMEOUT = 10.0
+# defaults.go builtInDefaults, the base every effective spec is merged onto
+BUILT_IN_DEFAULTS = {
+    "transform": {"image": "ubuntu:20.04"}, "output_branch": "master", "datum_tries": 3,
+    "reprocess_spec": "until_success",
+}
+DETAIL_FIELDS_SKIPPED = (
+    "created_at", "recent_error", "workers_requested", "workers_available", "salt", "reason",
+    "unclaimed_tasks", "worker_rc",
+)
+
+
+@dataclass
+class DeployedPipeline:
+    name: str
+    version: int
+    state: str
+    reason: str
+    spec: dict[str, Any]  # as a CreatePipelineRequest-shaped dict
+    annotations: dict[str, str] = field(default_factory=dict)
+    user_spec_json: str = ""  # pachd >= 2.8 only
+    effective_spec_json: str = ""
+
+
+DEFAULTS_VERSION = (2, 8)
+
+
+class Cluster:
+    """A connected pachd, with every gRPC error turned into one PachdError line."""
+
+    def __init__(self, target: PachdTarget, project: str):
+        import python_pachyderm
+
+        self.target = target
+        self.project = project
+        self.client = python_pachyderm.Client(
+            host=target.host, port=target.port, auth_token=target.token, tls=target.tls,
+            root_certs=target.root_certs,
+        )
+        self.channel = self._open_channel()
+        self.version = self._check_reachable()
+        self.has_defaults = self.version >= DEFAULTS_VERSION
+        self._defaults: tuple[str, str] | None = None
+
+    def _open_channel(self):
+        import grpc
+
+        address = f"{self.target.host}:{self.target.port}"
+        if self.target.tls:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.target.root_certs)
+            return grpc.secure_channel(address, credentials)
+        return grpc.insecure_channel(address)
+
+    def _metadata(self, transaction_id: str | None = None) -> list[tuple[str, str]]:
+        metadata = []
+        if self.target.token:
+            metadata.append(("authn-token", self.target.token))
+        if transaction_id:
+            metadata.append(("pach-transaction", transaction_id))
+        return metadata
+
+    def _v28(self, method: str, request, transaction_id: str | None = None):
+        """One of the >= 2.8 RPCs python-pachyderm 7.6 lacks (raw grpc.RpcError on failure)."""
+        from invoke_pachyderm.backends.pachd_v28 import METHODS, SERVICE, messages
+
+        response_type = getattr(messages(), METHODS[method][1])
+        call = self.channel.unary_unary(
+            SERVICE + method,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
+        return call(request, metadata=self._metadata(transaction_id), timeout=CONNECT_TIMEOUT * 6)
+
+    def _check_reachable(self) -> tuple[int, int]:
+        """GetVersion with a deadline: a refused connection fails at once, a black hole in 10 s."""
+        import grpc
+        from google.protobuf import empty_pb2
+        from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
+
+        stub = version_pb2_grpc.APIStub(self.channel)
+        try:
+            version = stub.GetVersion(empty_pb2.Empty(), timeout=CONNECT_TIMEOUT, metadata=self._metadata())
+            return (version.major, version.minor)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise PachdError(
+                    f"pachd at {self.target.address} (from {self.target.source}) does not answer within "
+                    f"{CONNECT_TIMEOUT:.0f}s; check the address or set pachd_address / PACHD_ADDRESS"
+                ) from None
+            if error.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (error.details() or ""):
+                raise PachdError(self.unreachable()) from None
+            raise PachdError(self.describe(error, f"connecting (address from {self.target.source})")) from None
+        except ConnectionError:  # python_pachyderm's interceptor turns "connection refused" into this
+            raise PachdError(self.unreachable()) from None
+
+    def unreachable(self) -> str:
+        return (
+            f"cannot connect to pachd at {self.target.address} (address from {self.target.source}); "
+            "is pachd running and the address right? set pachd_address or PACHD_ADDRESS"
+        )
+
+    def call(self, what: str, function: Callable, *args, **kwargs):
+        import grpc
+
+        try:
+            result = function(*args, **kwargs)
+            return list(result) if hasattr(result, "__next__") else result
+        except grpc.RpcError as error:
+            raise PachdError(self.describe(error, what)) from None
+        except ConnectionError:
+            raise PachdError(self.unreachable()) from None
+
+    def describe(self, error, what: str) -> str:
+        code = error.code().name if hasattr(error, "code") and error.code() else "UNKNOWN"
+        details = (error.details() if hasattr(error, "details") else str(error)) or ""
+        if self.target.token:
+            details = details.replace(self.target.token, "***")
+        hint = {
+            "UNAVAILABLE": "; is pachd running and the address right?",
+            "UNAUTHENTICATED": "; set INVOKE_PACHYDERM_TOKEN or log in with pachctl auth login",
+            "PERMISSION_DENIED": "; the token lacks the role needed",
+        }.get(code, "")
+        return f"pachd at {self.target.address}: {what} failed: {code}: {details}{hint}"
+
+    # -- reading -------------------------------------------------------------------------
+    def missing_repos(self, repos: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (project, repo) pairs that do not exist; each input is looked up in its own project."""
+        existing = {
+            (info.repo.project.name or "default", info.repo.name)
+            for info in self.call("ListRepo", self.client.list_repo)
+        }
+        return sorted(set(repos) - existing)
+
+    def repos_in_project(self) -> list[str]:
+        """Every repo of this project, of any type (user, spec, meta)."""
+        infos = self.call("ListRepo", self.client.list_repo, type="")
+        return sorted(info.repo.name for info in infos if (info.repo.project.name or "default") == self.project)
+
+    def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
+        infos = self.call("ListPipeline", self.client.list_pipeline, details=True)
+        wanted = set(names) if names is not None else None
+        result = {}
+        for info in infos:
+            if info.pipeline.project.name not in ("", self.project):
+                continue
+            if wanted is not None and info.pipeline.name not in wanted:
+                continue
+            result[info.pipeline.name] = to_deployed(info, self.has_defaults)
+        return result
+
+    def history(self, name: str) -> list[DeployedPipeline]:
+        infos = self.call(
+            "ListPipeline", self.client.inspect_pipeline, name, history=-1, details=True, project_name=self.project
+        )
+        return sorted((to_deployed(info, self.has_defaults) for info in infos), key=lambda p: -p.version)
+
+    def states(self, names: Iterable[str]) -> dict[str, DeployedPipeline]:
+        return {
+            name: to_deployed(self.call("InspectPipeline", self.client.inspect_pipeline, name, project_name=self.project)[0])
+            for name in names
+        }
+
+    def defaults(self) -> tuple[str, str]:
+        """(cluster defaults JSON, project defaults JSON), read once per deploy (pachd >= 2.8)."""
+        if self._defaults is None:
+            from invoke_pachyderm.backends.pachd_v28 import messages
+
+            m = messages()
+            cluster = self.call("GetClusterDefaults", self._v28, "GetClusterDefaults", m.GetClusterDefaultsRequest())
+            project = self.call(
+                "GetProjectDefaults", self._v28, "GetProjectDefaults",
+                m.GetProjectDefaultsRequest(project=m.Project(name=self.project)),
+            )
+            self._defaults = (cluster.cluster_defaults_json or "{}", project.project_defaults_json or "{}")
+        return self._defaults
+
+    def compare_forms(self, deployed: DeployedPipeline | None, body: Mapping[str, Any]):
+        """(deployed, rendered) in the form the diff compares, for this pachd's version."""
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        from invoke_pachyderm.backends.pachd_forms import normalize_pair, user_spec_form
+
+        if self.has_defaults and (deployed is None or deployed.user_spec_json):
+            descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+            after = user_spec_form(body, self.project, descriptor)
+            if deployed is None:
+                return None, after
+            try:
+                stored = json.loads(deployed.user_spec_json)
+            except ValueError:
+                stored = {}
+            before = user_spec_form(stored, self.project, descriptor)
+            if before != after and self._same_effect(before, after):
+                return after, after  # e.g. "description": "" or a default written out: no restart
+            return before, after
+        rendered = self._round_trip(body)
+        if deployed is None:
+            return None, normalize_pair({}, rendered, self.project)[1]
+        return normalize_pair(deployed.spec, rendered, self.project)
+
+    def restorable_spec(self, past: DeployedPipeline) -> dict[str, Any]:
+        """What to send to bring back a past version: on pachd >= 2.8 the user's JSON it was made
+        from (re-sending its effective spec would pin today's defaults into the user spec)."""
+        if self.has_defaults and past.user_spec_json:
+            try:
+                return json.loads(past.user_spec_json)
+            except ValueError:
+                pass
+        return dict(past.spec)
+
+    def same_spec(self, a: DeployedPipeline, b: DeployedPipeline) -> bool:
+        """Two versions of one pipeline were deployed from the same spec."""
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        from invoke_pachyderm.backends.pachd_forms import user_spec_form
+
+        if self.has_defaults and a.user_spec_json and b.user_spec_json:
+            descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+            forms = [user_spec_form(json.loads(p.user_spec_json), self.project, descriptor) for p in (a, b)]
+            return forms[0] == forms[1]
+        return self.normalized(a.spec) == self.normalized(b.spec)
+
+    def defaults_changed(self, deployed: DeployedPipeline) -> bool:
+        """The current defaults would give this pipeline another effective spec than it has
+        (how SetClusterDefaults(regenerate) picks the pipelines it updates)."""
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        if not (self.has_defaults and deployed.user_spec_json and deployed.effective_spec_json):
+            return False
+        try:
+            now = self._effective(json.loads(deployed.user_spec_json))
+            stored = json_format.ParseDict(
+                json.loads(deployed.effective_spec_json), pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True
+            )
+        except (ValueError, AttributeError, TypeError, json_format.ParseError):
+            return False  # not ours to judge: the diff of the user spec still decides
+        now.ClearField("pipeline")
+        stored.ClearField("pipeline")
+        return now != stored
+
+    def _same_effect(self, before: dict[str, Any], after: dict[str, Any]) -> bool:
+        """Two user specs that differ as written but give the same effective spec under today's
+        defaults (compared as protobuf messages, as pachd's proto.Equal): updating would only
+        restart the pipeline. Fields the client's protos do not know are compared as written."""
+        from google.protobuf import json_format
+
+        try:
+            same = self._effective(before) == self._effective(after)
+        except (ValueError, AttributeError, TypeError, json_format.ParseError):
+            return False
+        known = {f.name for f in self._request_descriptor().fields}
+        unknown = [{k: v for k, v in form.items() if k not in known} for form in (before, after)]
+        return same and unknown[0] == unknown[1]
+
+    @staticmethod
+    def _request_descriptor():
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        return pps_pb2.CreatePipelineRequest.DESCRIPTOR
+
+    def _effective(self, user_spec: Mapping[str, Any]):
+        """makeEffectiveSpec's merge (built-in <- cluster <- project <- user), as a message."""
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        from invoke_pachyderm.backends.pachd_forms import merge_patch, proto_field_names
+
+        descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+        layers = [_defaults_layer(text) for text in self.defaults()] + [dict(user_spec)]
+        effective: Any = proto_field_names(dict(BUILT_IN_DEFAULTS), descriptor)
+        for layer in layers:
+            effective = merge_patch(effective, proto_field_names(layer, descriptor))
+        return json_format.ParseDict(effective, pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True)
+
+    # -- writing -------------------------------------------------------------------------
+    def apply(
+        self, specs: list[tuple[RenderedSpec, dict[str, Any], bool]], reprocess: bool,
+        before_finish: Callable[[], None] | None = None,
+    ) -> None:
+        """Create or update (spec, body, exists) in one transaction: all or nothing.
+
+        `before_finish` runs (outside the transaction) right before it is finished; if it raises,
+        the transaction is deleted unfinished."""
+        import grpc
+
+        transaction = self.call("StartTransaction", self.client.start_transaction)
+        if not self.has_defaults:  # CreatePipelineV2 carries the transaction id itself (_create_v2)
+            self.client.transaction_id = transaction.id
+        current = None
+        try:
+            for rendered, body, exists in specs:
+                current = rendered.name
+                if self.has_defaults:
+                    self._create_v2(body, update=exists, reprocess=reprocess and exists, transaction_id=transaction.id)
+                else:
+                    self.client.create_pipeline_from_request(
+                        self.request(body, update=exists, reprocess=reprocess and exists)
+                    )
+            current = None
+            self._leave_transaction()
+            if before_finish is not None:
+                self._checked(before_finish, transaction)
+            self.client.finish_transaction(transaction)
+        except ConnectionError:
+            self._leave_transaction()
+            raise PachdError(self.unreachable() + "; the transaction was not finished, so nothing was changed") from None
+        except grpc.RpcError as error:
+            self._leave_transaction()
+            self._abandon(transaction)
+            what = f"pipeline {current}" if current else "the deploy transaction"
+            if not current and (failed := _failed_request(error, specs)):
+                what = f"the deploy transaction, at pipeline {failed}"
+            raise PachdError(self.describe(error, what) + "; nothing was changed") from None
+        except KeyboardInterrupt:
+            self._leave_transaction()
+            self._abandon(transaction)  # an interrupted deploy leaves no open transaction behind
+            self.channel.close()  # cancels the interrupted call: no RPC left running at exit
+            raise
+        finally:
+            self._leave_transaction()
+
+    def _leave_transaction(self) -> None:
+        """Back to plain calls; python-pachyderm rebuilds its channel on every set, so only when needed."""
+        if self.client.transaction_id is not None:
+            self.client.transaction_id = None
+
+    @contextlib.contextmanager
+    def _fresh_channel(self) -> Iterator[Any]:
+        """A channel of its own for one call (see versions_now), closed afterwards."""
+        channel = self._open_channel()
+        try:
+            yield channel
+        finally:
+            channel.close()
+
+    def versions_now(self, names: Iterable[str], timeout: float = CONNECT_TIMEOUT) -> dict[str, int]:
+        """Current versions, read on a fresh channel with a deadline: after Ctrl-C a channel whose
+        call was interrupted can hang (a grpc lock taken when the signal arrived), and saying what
+        was applied must not hang too. PachdError when pachd does not answer in time."""
+        import grpc
+        from python_pachyderm.proto.v2.pfs import pfs_pb2
+        from python_pachyderm.proto.v2.pps import pps_pb2, pps_pb2_grpc
+
+        wanted = set(names)
+        request = pps_pb2.ListPipelineRequest(projects=[pfs_pb2.Project(name=self.project)])
+        try:
+            with self._fresh_channel() as channel:
+                infos = pps_pb2_grpc.APIStub(channel).ListPipeline(request, timeout=timeout, metadata=self._metadata())
+                return {info.pipeline.name: info.version for info in infos if info.pipeline.name in wanted}
+        except grpc.RpcError as error:
+            raise PachdError(self.describe(error, "ListPipeline")) from None
+
+    def _checked(self, check: Callable[[], None], transaction) -> None:
+        try:
+            check()
+        except BaseException:
+            self._abandon(transaction)
+            raise
+
+    def every_pipeline(self) -> list[tuple[str, DeployedPipeline]]:
+        """(project, pipeline) for every pipeline pachd lists, in every project."""
+        infos = self.call("ListPipeline", self.client.list_pipeline, details=True)
+        return [(info.pipeline.project.name or "default", to_deployed(info, self.has_defaults)) for info in infos]
+
+    def delete_pipelines(self, names: Iterable[str], keep_repo: bool) -> None:
+        """One DeletePipeline each, in the order given (pachd runs no delete inside a transaction)."""
+        for name in names:
+            self.call(
+                f"DeletePipeline {name}", self.client.delete_pipeline, name, keep_repo=keep_repo,
+                project_name=self.project,
+            )
+
+    def project_exists(self) -> bool:
+        return any(info.project.name == self.project for info in self.call("ListProject", self.client.list_project))
+
+    def create_project(self, description: str) -> None:
+        self.call(f"CreateProject {self.project}", self.client.create_project, self.project, description=description)
+
+    def project_description(self) -> str:
+        return self.call(f"InspectProject {self.project}", self.client.inspect_project, self.project).description
+
+    def delete_project(self) -> None:
+        self.call(f"DeleteProject {self.project}", self.client.delete_project, self.project)
+
+    def _abandon(self, transaction) -> None:
+        """DeleteTransaction on a fresh channel with a deadline (see versions_now: after Ctrl-C the
+        client's channel may be stuck)."""
+        import grpc
+        from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
+
+        request = transaction_pb2.DeleteTransactionRequest(transaction=transaction)
+        try:
+            with self._fresh_channel() as channel:
+                transaction_pb2_grpc.APIStub(channel).DeleteTransaction(
+                    request, timeout=CONNECT_TIMEOUT, metadata=self._metadata()
+                )
+        except (grpc.RpcError, ConnectionError):
+            pass  # already finished, failed or gone: nothing was applied either way
+
+    def _create_v2(self, body: Mapping[str, Any], update: bool, reprocess: bool, transaction_id: str) -> None:
+        """CreatePipelineV2 with the user's JSON as written (plus our project) in the transaction."""
+        from invoke_pachyderm.backends.pachd_v28 import messages
+
+        spec = dict(body)
+        pipeline = dict(spec.get("pipeline") or {})
+        if not (pipeline.get("project") or {}).get("name"):
+            pipeline["project"] = {"name": self.project}
+        spec["pipeline"] = pipeline
+        request = messages().CreatePipelineV2Request(
+            create_pipeline_request_json=json.dumps(spec, sort_keys=True), update=update, reprocess=reprocess
+        )
+        self._v28("CreatePipelineV2", request, transaction_id)
+
+    def request(self, body: Mapping[str, Any], update: bool, reprocess: bool):
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        request = json_format.ParseDict(dict(body), pps_pb2.CreatePipelineRequest())
+        if not request.pipeline.project.name:
+            request.pipeline.project.name = self.project
+        request.update = update
+        request.reprocess = reprocess
+        return request
+
+    def normalized(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Two deployed versions' specs, comparable: protobuf round trip, pachd's defaults."""
+        from invoke_pachyderm.backends.pachd_forms import drop_cron_starts
+
+        return drop_cron_starts(normalize_spec(self._round_trip(body), self.project, rendered=False))
+
+    @staticmethod
+    def _round_trip(body: Mapping[str, Any]) -> dict[str, Any]:
+        """Through protobuf, so key forms and int64-as-string do not count."""
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        message = json_format.ParseDict(dict(body), pps_pb2.CreatePipelineRequest())
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _defaults_layer(text: str) -> dict[str, Any]:
+    """The CreatePipelineRequest inside a ClusterDefaults / ProjectDefaults JSON."""
+    wrapper = json.loads(text or "{}")
+    layer = wrapper.get("createPipelineRequest", wrapper.get("create_pipeline_request")) or {}
+    if not isinstance(layer, dict):
+        raise ValueError("defaults JSON without a createPipelineRequest object")
+    return layer
+
+
+def _failed_request(error, specs: list) -> str | None:
+    """pachd reports a failed transaction as "error running request I of N: ..." (I from 1)."""
+    match = re.search(r"request (\d+) of (\d+)", (error.details() if hasattr(error, "details") else "") or "")
+    if match and int(match.group(2)) == len(specs) and 1 <= int(match.group(1)) <= len(specs):
+        return specs[int(match.group(1)) - 1][0].name
+    return None
+
+
+def to_deployed(info, has_defaults: bool = False) -> DeployedPipeline:
+    from google.protobuf import json_format
+    from python_pachyderm.proto.v2.pps import pps_pb2
+
+    from invoke_pachyderm.backends.pachd_v28 import specs_of
+
+    details = json_format.MessageToDict(info.details, preserving_proto_field_name=True)
+    request_fields = {f.name for f in pps_pb2.CreatePipelineRequest.DESCRIPTOR.fields}
+    spec = {k: v for k, v in details.items() if k in request_fields and k not in DETAIL_FIELDS_SKIPPED}
+    spec["pipeline"] = {"name": info.pipeline.name}
+    annotations = dict(info.details.metadata.annotations) if info.details.HasField("metadata") else {}
+    return DeployedPipeline(
+        name=info.pipeline.name,
+        version=info.version,
+        state=pps_pb2.PipelineState.Name(info.state),
+        reason=info.reason or info.details.reason,
+        spec=spec,
+        annotations=annotations,
+        **_spec_jsons(info, has_defaults, specs_of),
+    )
+
+
+def _spec_jsons(info, has_defaults: bool, specs_of) -> dict[str, str]:
+    if not has_defaults:  # field 13 means nothing before 2.8
+        return {}
+    user, effective = specs_of(info)
+    return {"user_spec_json": user, "effective_spec_json": effective}

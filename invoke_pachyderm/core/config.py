@@ -1,0 +1,457 @@
+"""Settings: `pyproject.toml` < invoke config `pachyderm:` < `INVOKE_PACHYDERM_*` env < task flags.
+
+Every key is declared once in ``KEYS`` with its type; unknown keys and wrong types are
+reported with the key's name and where it came from, before anything runs.
+"""
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from invoke_pachyderm.core.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "INVOKE_PACHYDERM_"
+DEFAULT_PACHD_ADDRESS = "grpc://localhost:30650"
+SECRET_KEYS = frozenset({"token", "registry_password"})
+
+# key -> (accepted python types, default, one-line description for messages and docs)
+KEYS: dict[str, tuple[tuple[type, ...], Any, str]] = {
+    "image": ((str,), None, "image repository without tag, e.g. localhost:5000/edges"),
+    "dockerfile": ((str,), "Dockerfile", "Dockerfile path, relative to the project"),
+    "context": ((str,), ".", "build context directory, relative to the project"),
+    "build_args": ((dict,), {}, "table of Docker build arguments"),
+    "target": ((str,), None, "Dockerfile stage to build"),
+    "images": ((list,), [], "list of images: name, repository, dockerfile, context, build_args, target"),
+    "tag": ((str,), "{commit}", "image tag template ({commit}, {short_commit}, {branch}) or 'inputs'"),
+    "specs": ((str, list), ["templates/*.json.j2"], "glob(s) of pipeline spec templates"),
+    "out_dir": ((str,), "build/pipelines", "directory for rendered specs"),
+    "generated_inputs": ((list,), [], "globs of generated (git-ignored) files to add to the build context"),
+    "test_command": ((str,), "python -m pytest", "command that runs the project's tests"),
+    "pachd_address": ((str,), None, "pachd address, grpc://host:port or grpcs://host:port"),
+    "token": ((str,), None, "pachd auth token"),
+    "project": ((str,), "default", "Pachyderm project"),
+    "vars": ((dict,), {}, "extra template variables"),
+    "registry_username": ((str,), None, "registry user name"),
+    "registry_password": ((str,), None, "registry password"),
+    "pin_digest": ((bool,), False, "render image references as repo:tag@sha256:..."),
+    "jobs": ((int,), None, "images built and pushed in parallel (default: number of CPUs)"),
+    "wait": ((bool,), None, "wait for deployed pipelines to be RUNNING (default: on in CI)"),
+    "timeout": ((int, float), 600, "seconds to wait for pipelines to be RUNNING"),
+    "hooks": ((list,), ["test", "render-spec --check"], "tasks the git pre-push hook runs"),
+    "owner": ((str,), None, "owner annotation of deployed pipelines (default: git remote and directory)"),
+    "pach_context": ((str,), None, "pach config context to take the pachd address, token and project from"),
+    "environments": ((dict,), {}, "named tables of settings layered over these ([...environments.NAME])"),
+    "env": ((str,), None, "the environment to use, a key of `environments` (--env, INVOKE_PACHYDERM_ENV)"),
+    "preview": ((int,), None, "a pull request number: use its preview project pr-N (--preview N, INVOKE_PACHYDERM_PREVIEW)"),
+    "smoke_data": ((str,), "tests/data", "folder of sample files for `invoke smoke`, one folder per pipeline input"),
+    "smoke_before_deploy": ((bool,), False, "deploy runs `smoke` after the build, before anything is pushed"),
+}
+IMAGE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "name": ((str,), None),
+    "repository": ((str,), None),
+    "dockerfile": ((str,), "Dockerfile"),
+    "context": ((str,), "."),
+    "build_args": ((dict,), {}),
+    "target": ((str,), None),
+}
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    name: str
+    repository: str
+    dockerfile: str = "Dockerfile"
+    context: str = "."
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]  # key -> where its value came from
+    base_project: str | None = None  # with `preview`: the project pfs inputs read from (see preview.py)
+
+    def __getattr__(self, key: str) -> Any:
+        if key in KEYS:
+            return self.values.get(key, KEYS[key][1])
+        raise AttributeError(key)
+
+    @property
+    def spec_globs(self) -> list[str]:
+        specs = self.specs
+        return [specs] if isinstance(specs, str) else list(specs)
+
+    @property
+    def image_configs(self) -> list[ImageConfig]:
+        """The `images` list, or the single `image` key as an image named `main`."""
+        if self.images:
+            return [_image_config(entry, index) for index, entry in enumerate(self.images)]
+        if self.image:
+            return [
+                ImageConfig(
+                    name="main",
+                    repository=self.image,
+                    dockerfile=self.dockerfile,
+                    context=self.context,
+                    build_args={k: str(v) for k, v in self.build_args.items()},
+                    target=self.target,
+                )
+            ]
+        return []
+
+    def require_images(self) -> list[ImageConfig]:
+        images = self.image_configs
+        if not images:
+            raise ConfigError(
+                "no image configured: set `image = \"registry/repository\"` under "
+                "[tool.invoke-pachyderm] in pyproject.toml (or INVOKE_PACHYDERM_IMAGE)"
+            )
+        return images
+
+    def redacted(self) -> dict[str, Any]:
+        return {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.values.items()}
+
+    def secrets(self) -> list[str]:
+        return [str(self.values[k]) for k in SECRET_KEYS if self.values.get(k)]
+
+
+def load_settings(
+    project_dir: str | os.PathLike = ".",
+    invoke_config: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge every source in order of precedence and check each key."""
+    project_dir = Path(project_dir).resolve()
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    layers = [
+        ("pyproject.toml [tool.invoke-pachyderm]", read_pyproject(project_dir)),
+        ("invoke config 'pachyderm'", to_plain(invoke_config or {})),
+        ("environment", read_environment(environ)),
+        ("task flag", {k: v for k, v in (flags or {}).items() if v is not None}),
+    ]
+    for source, layer in layers:
+        if not isinstance(layer, Mapping):
+            raise ConfigError(f"{source} must be a mapping of settings, got {type(layer).__name__}")
+        for key, value in layer.items():
+            check_key(key, value, source)
+            values[key] = value
+            sources[key] = source
+    from invoke_pachyderm.core.environments import select_environment
+
+    select_environment(values, sources, environ)
+    from invoke_pachyderm.stages.preview import preview_settings
+
+    settings = preview_settings(Settings(project_dir=project_dir, values=values, sources=sources))
+    names: dict[str, int] = {}
+    for index, entry in enumerate(settings.images):
+        name = _image_config(entry, index, sources.get("images", "configuration")).name
+        if name in names:
+            raise ConfigError(
+                f"{sources['images']}: images[{index}] and images[{names[name]}] are both named '{name}'; "
+                "give each image its own name"
+            )
+        names[name] = index
+    check_out_dir(project_dir, settings.out_dir, sources.get("out_dir", "default"))
+    return settings
+
+
+def read_pyproject(project_dir: Path) -> dict[str, Any]:
+    path = project_dir / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+    section = data.get("tool", {}).get("invoke-pachyderm", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.invoke-pachyderm] must be a table")
+    return {key.replace("-", "_"): value for key, value in section.items()}
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in KEYS:
+            raise ConfigError(f"environment: unknown variable {name}{_suggest(key, KEYS, ENV_PREFIX)}")
+        values[key] = _parse_env_value(name, key, raw)
+    return values
+
+
+def _parse_env_value(name: str, key: str, raw: str) -> Any:
+    types = KEYS[key][0]
+    if str in types:
+        return raw
+    if bool in types:
+        from invoke_pachyderm.core.flags import switch
+
+        try:
+            return switch(raw) if raw.strip() else False
+        except ValueError:
+            pass
+        raise ConfigError(f"environment: {name}={raw!r} is not a boolean; use true or false")
+    if int in types or float in types:
+        try:
+            return int(raw)
+        except ValueError:
+            pass
+        try:
+            if float in types:
+                return float(raw)
+        except ValueError:
+            pass
+        raise ConfigError(f"environment: {name}={raw!r} is not a number")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"environment: {name} must be JSON ({types[0].__name__}); got {raw!r}") from None
+    return value
+
+
+def check_key(key: str, value: Any, source: str) -> None:
+    if key not in KEYS:
+        raise ConfigError(f"{source}: unknown key '{key}'{_suggest(key, KEYS)}")
+    types = KEYS[key][0]
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        wanted = " or ".join("table" if t is dict else "array" if t is list else t.__name__ for t in types)
+        shown = "***" if key in SECRET_KEYS else repr(value)
+        raise ConfigError(f"{source}: key '{key}' must be {wanted}, got {shown} ({type(value).__name__})")
+    check = VALUE_CHECKS.get(key)
+    if check:
+        check(value, f"{source}: key '{key}'")
+
+
+def _check_timeout(value: float, where: str) -> None:
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{where} must be a positive number of seconds, got {value!r}; e.g. timeout = 600")
+
+
+def _check_jobs(value: int, where: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{where} must be at least 1 (images built in parallel), got {value}; omit it for one per CPU")
+
+
+BUILD_ARG_TYPES = (str, int, float, bool)
+
+
+def _check_build_args(value: Mapping[str, Any], where: str) -> None:
+    for name, arg in value.items():
+        if not isinstance(arg, BUILD_ARG_TYPES):
+            kind = "a table" if isinstance(arg, Mapping) else "an array" if isinstance(arg, list) else type(arg).__name__
+            raise ConfigError(
+                f"{where}: build argument '{name}' must be a string or number, got {kind}; "
+                "Docker build arguments are flat: NAME = \"value\""
+            )
+
+
+# pachd's rules for a project name: src/pfs/pfs.go (*Project).ValidateName, which calls
+# src/internal/ancestry/ancestry.go ValidateName; projectNameLimit there is 63 - 8 - len("-v99").
+PROJECT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
+PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
+
+
+def _check_project(value: str, where: str) -> None:
+    if value == "default":
+        return
+    if len(value) > PROJECT_NAME_LIMIT:
+        raise ConfigError(f"{where}: project name {value!r} is longer than pachd's limit of {PROJECT_NAME_LIMIT} characters")
+    if not PROJECT_NAME.fullmatch(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not a valid Pachyderm project name; use letters, digits, '_' and '-', "
+            "starting with a letter or digit (pachd's rule)"
+        )
+
+
+def _check_preview(value: int, where: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{where} must be a pull request number (1 or more), got {value}")
+
+
+VALUE_CHECKS: dict[str, Callable[[Any, str], None]] = {
+    "preview": _check_preview, "timeout": _check_timeout, "jobs": _check_jobs, "build_args": _check_build_args,
+    "project": _check_project,
+}
+
+
+def check_build_files(settings: Settings, image: ImageConfig) -> None:
+    """The build context and Dockerfile exist, checked before anything slow runs."""
+    key = "images" if settings.images else "context"
+    source = settings.sources.get(key, "default")
+    if not (settings.project_dir / image.context).is_dir():
+        raise ConfigError(
+            f"{source}: image '{image.name}': build context {image.context!r} is not a directory of "
+            f"{settings.project_dir}; create it or fix the `context` key"
+        )
+    if not (settings.project_dir / image.dockerfile).is_file():
+        source = settings.sources.get("images" if settings.images else "dockerfile", "default")
+        raise ConfigError(
+            f"{source}: image '{image.name}': Dockerfile {image.dockerfile!r} not found in "
+            f"{settings.project_dir}; create it or fix the `dockerfile` key"
+        )
+
+
+def check_out_dir(project_dir: Path, out_dir: str, source: str) -> None:
+    """Rendered specs must never land in git's own directory (they would overwrite its files)."""
+    git_dir = (project_dir / ".git").resolve()
+    target = (project_dir / out_dir).resolve()
+    if ".git" in Path(os.path.normpath(out_dir)).parts or target == git_dir or git_dir in target.parents:
+        raise ConfigError(f"{source}: key 'out_dir' = {out_dir!r} is inside .git; use a directory such as build/pipelines")
+
+
+def _image_config(entry: Any, index: int, source: str = "configuration") -> ImageConfig:
+    where = f"{source}: images[{index}]"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} must be a table with name and repository")
+    entry = to_plain(entry)
+    for key, value in entry.items():
+        if key not in IMAGE_KEYS:
+            raise ConfigError(f"{where}: unknown key '{key}'{_suggest(key, IMAGE_KEYS)}")
+        if not isinstance(value, IMAGE_KEYS[key][0]):
+            raise ConfigError(f"{where}: key '{key}' has the wrong type ({type(value).__name__})")
+        if key == "build_args":
+            _check_build_args(value, f"{where}: key 'build_args'")  # type: ignore[arg-type]  # a dict: checked above
+    for required in ("name", "repository"):
+        if not entry.get(required):
+            raise ConfigError(f"{where}: missing '{required}'")
+    return ImageConfig(
+        name=entry["name"],
+        repository=entry["repository"],
+        dockerfile=entry.get("dockerfile", "Dockerfile"),
+        context=entry.get("context", "."),
+        build_args={k: str(v) for k, v in entry.get("build_args", {}).items()},
+        target=entry.get("target"),
+    )
+
+
+def to_plain(value: Any) -> Any:
+    """Invoke's DataProxy is not a Mapping; turn it (recursively) into dicts and lists."""
+    if hasattr(value, "items"):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def _suggest(key: str, known: Mapping[str, Any], prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean '{prefix}{close[0].upper() if prefix else close[0]}'?)" if close else (
+        "; known keys: " + ", ".join(sorted(known))
+    )
+
+
+def is_ci(environ: Mapping[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    return environ.get("CI", "").lower() in ("1", "true", "yes") or "GITHUB_ACTIONS" in environ
+
+
+@dataclass(frozen=True)
+class PachdTarget:
+    host: str
+    port: int
+    tls: bool
+    token: str | None
+    source: str  # where the address came from, for messages
+    root_certs: bytes | None = None  # PEM CAs for grpcs, from the pach context's server_cas
+
+    @property
+    def address(self) -> str:
+        return f"{'grpcs' if self.tls else 'grpc'}://{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # never show the token
+        return f"PachdTarget({self.address}, token={'***' if self.token else None}, source={self.source!r})"
+
+
+def resolve_pachd(settings: Settings, environ: Mapping[str, str] | None = None) -> PachdTarget:
+    """Address: setting, else PACHD_ADDRESS, else the active pach context, else the default."""
+    environ = os.environ if environ is None else environ
+    context, context_source = active_pach_context(environ, settings.pach_context)
+    if settings.pachd_address:
+        address, source = settings.pachd_address, settings.sources["pachd_address"]
+    elif settings.pach_context and context.get("pachd_address"):  # named in the settings: beats PACHD_ADDRESS
+        address, source = context["pachd_address"], context_source
+    elif environ.get("PACHD_ADDRESS"):
+        address, source = environ["PACHD_ADDRESS"], "PACHD_ADDRESS"
+    elif context.get("pachd_address"):
+        address, source = context["pachd_address"], context_source
+    else:
+        address, source = DEFAULT_PACHD_ADDRESS, "default"
+    host, port, tls = parse_pachd_address(address, source)
+    token = settings.token or context.get("session_token") or None
+    root_certs = None
+    if tls and source == context_source and context.get("server_cas"):  # the CAs go with that address
+        try:
+            root_certs = base64.b64decode(context["server_cas"], validate=True)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{context_source}: server_cas is not base64 of PEM certificates; fix the context") from None
+    return PachdTarget(host=host, port=port, tls=tls, token=token, source=source, root_certs=root_certs)
+
+
+def parse_pachd_address(address: str, source: str) -> tuple[str, int, bool]:
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "grpc", address
+    if scheme not in ("grpc", "grpcs", "http", "https"):
+        raise ConfigError(
+            f"{source}: pachd address {address!r} has scheme {scheme!r}; use grpc://host:port or grpcs://host:port"
+        )
+    rest = rest.rstrip("/")
+    host, _, port_text = rest.rpartition(":") if ":" in rest else (rest, "", "30650")
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise ConfigError(f"{source}: pachd address {address!r} has a bad port {port_text!r}")
+    if not host:
+        raise ConfigError(f"{source}: pachd address {address!r} has no host")
+    return host, port, scheme in ("grpcs", "https")
+
+
+def active_pach_context(environ: Mapping[str, str], named: str | None = None) -> tuple[dict[str, Any], str]:
+    """The active (or `named`) context of the Pachyderm config file (PACH_CONFIG, else ~/.pachyderm/config.json)."""
+    path = Path(environ.get("PACH_CONFIG") or Path(environ.get("HOME", "~")).expanduser() / ".pachyderm/config.json")
+    if not path.is_file():
+        if named:
+            raise ConfigError(f"pach_context: context {named!r} is set but {path} does not exist; fix pach_context or PACH_CONFIG")
+        return {}, str(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the Pachyderm config ({error.__class__.__name__}); fix or remove it") from None
+    v2 = data.get("v2") or {}
+    name = named or environ.get("PACH_CONTEXT") or v2.get("active_context")
+    context = (v2.get("contexts") or {}).get(name) if name else None
+    if named and context is None:
+        known = ", ".join(sorted(v2.get("contexts") or {})) or "none"
+        raise ConfigError(f"pach_context: {path} has no context {named!r}; known contexts: {known}")
+    return (context or {}), f"{path} context {name!r}"

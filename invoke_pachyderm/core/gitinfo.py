@@ -1,0 +1,138 @@
+"""What git says about the commit being shipped (and what GitHub Actions says instead)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from invoke_pachyderm.core.errors import GitStateError
+from invoke_pachyderm.core.gitlab import gitlab_overrides
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str
+    branch: str
+    dirty: bool
+    dirty_digest: str | None  # hash of the uncommitted changes, when dirty
+    repo_url: str | None  # credentials stripped
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:12]
+
+
+def git(project_dir: Path, *args: str, check: bool = True) -> str:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=project_dir, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise GitStateError("git is not installed or not on PATH; install git") from None
+    if check and result.returncode != 0:
+        raise GitStateError(
+            f"{project_dir}: `git {' '.join(args)}` failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}"
+        )
+    return result.stdout.strip()
+
+
+def read_git_info(
+    project_dir: Path, environ: Mapping[str, str] | None = None, ignore: tuple[str, ...] = ()
+) -> GitInfo:
+    """Commit, branch and dirtiness of the project directory (paths in `ignore`, e.g. out_dir, excepted)."""
+    environ = os.environ if environ is None else environ
+    if git(project_dir, "rev-parse", "--is-inside-work-tree", check=False) != "true":
+        raise GitStateError(f"{project_dir}: not a git repository; run `git init` and commit your work")
+    commit = git(project_dir, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    if not commit:
+        raise GitStateError(f"{project_dir}: the repository has no commit yet; commit your work first")
+    branch = git(project_dir, "rev-parse", "--abbrev-ref", "HEAD", check=False)
+    commit, branch = github_overrides(commit, branch, environ)
+    commit, branch = gitlab_overrides(commit, branch, environ)
+    excludes = [f":(exclude){path}" for path in ignore]
+    status = git(project_dir, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes)
+    dirty = bool(status)
+    return GitInfo(
+        commit=commit,
+        branch=branch,
+        dirty=dirty,
+        dirty_digest=_dirty_digest(project_dir, status, excludes) if dirty else None,
+        repo_url=strip_credentials(git(project_dir, "remote", "get-url", "origin", check=False) or None),
+    )
+
+
+def github_overrides(commit: str, branch: str, environ: Mapping[str, str]) -> tuple[str, str]:
+    """On pull_request events GITHUB_SHA is a merge commit: use the pull request's head."""
+    if environ.get("GITHUB_ACTIONS") != "true":
+        return commit, branch
+    if environ.get("GITHUB_EVENT_NAME", "").startswith("pull_request") and environ.get("GITHUB_EVENT_PATH"):
+        try:
+            event = json.loads(Path(environ["GITHUB_EVENT_PATH"]).read_text())
+            head = event["pull_request"]["head"]
+            return head["sha"], environ.get("GITHUB_HEAD_REF") or head.get("ref") or branch
+        except (OSError, KeyError, TypeError, json.JSONDecodeError):
+            pass
+    if branch == "HEAD" and environ.get("GITHUB_REF_NAME"):
+        branch = environ["GITHUB_REF_NAME"]
+    return commit, branch
+
+
+def _dirty_digest(project_dir: Path, status: str, excludes: list[str] | tuple[str, ...] = ()) -> str:
+    digest = hashlib.sha256(status.encode())
+    digest.update(git(project_dir, "diff", "HEAD", "--binary", "--", ".", *excludes).encode())
+    # `status` names untracked directories, not their files, and its paths are relative to the
+    # repository root; ls-files lists every untracked file, relative to the project directory.
+    untracked = git(project_dir, "ls-files", "--others", "--exclude-standard", "-z", "--", ".", *excludes)
+    for name in sorted(filter(None, untracked.split("\0"))):
+        path = project_dir / name
+        digest.update(name.encode() + b"\0")
+        if path.is_symlink():
+            digest.update(os.readlink(path).encode())
+        elif path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def strip_credentials(url: str | None) -> str | None:
+    if not url or "://" not in url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def is_ancestor(project_dir: Path, older: str, newer: str) -> bool | None:
+    """True if `older` is an ancestor of `newer`; None when git does not know one of them."""
+    result = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", older, newer], cwd=project_dir, capture_output=True
+    )
+    if result.returncode in (0, 1):
+        return result.returncode == 0
+    return None
+
+
+_TAG_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def commit_time(project_dir: Path, commit: str) -> int | None:
+    """The commit's time, seconds since the epoch (the `created` of the image it builds)."""
+    try:
+        return int(git(project_dir, "log", "-1", "--format=%ct", commit, "--"))
+    except (GitStateError, ValueError):
+        return None
+
+
+def sanitize_tag_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text).strip(".-")[:60] or "unknown"
+
+
+def is_valid_tag(tag: str) -> bool:
+    return bool(_TAG_OK.match(tag))

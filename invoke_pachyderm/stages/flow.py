@@ -1,0 +1,493 @@
+"""The stages, in the manner of Skaffold: tag -> build -> push -> render -> deploy.
+
+Each takes `Settings`, a `Reporter` and the `Artifacts` record of the commit, and knows nothing
+of Invoke. Docker and pachd are reached through `images` and `cluster`, imported only when used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from invoke_pachyderm import __version__
+from invoke_pachyderm.stages import preview
+from invoke_pachyderm.stages import prune
+from invoke_pachyderm.core import secrecy
+from invoke_pachyderm.stages import source
+from invoke_pachyderm.core.artifacts import Artifacts, PipelineChange, RenderedSpec
+from invoke_pachyderm.stages.concurrency import guard, planned_versions
+from invoke_pachyderm.core.config import Settings, check_build_files, is_ci, resolve_pachd
+from invoke_pachyderm.core.errors import ConfigError, GitStateError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
+from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info
+from invoke_pachyderm.core.output import Reporter
+from invoke_pachyderm.stages.ownership import OWNER_ANNOTATION, is_owned, owner_of, refuse_foreign, resolve_owner, stamp
+from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
+from invoke_pachyderm.stages.plan import dependency_order, plan_changes
+from invoke_pachyderm.core.progress import Progress
+from invoke_pachyderm.stages.render import render_specs, write_specs
+from invoke_pachyderm.stages.smoke import smoke_before_push
+from invoke_pachyderm.stages.tagging import tag_image
+from invoke_pachyderm.core.timings import Timings
+
+
+# -- tag ------------------------------------------------------------------------------
+def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -> Artifacts:
+    """Read git, refuse a dirty tree unless allowed, give every image its tag."""
+    git = read_git_info(settings.project_dir, ignore=(settings.out_dir,))
+    source.check_out_dir(settings)  # the dirty check skips out_dir: it may hold nothing that counts
+    source.check_checkout_is_the_commit(settings.project_dir, git)
+    if not allow_dirty:
+        source.check_templates_committed(settings)
+    configs = settings.require_images() if need_images else settings.image_configs
+    for config in configs if need_images else ():
+        check_build_files(settings, config)
+    images = {config.name: tag_image(settings, config, git, allow_dirty) for config in configs}
+    return Artifacts(git=git, images=images)
+
+
+# -- test -----------------------------------------------------------------------------
+def test_stage(settings: Settings, reporter: Reporter) -> None:
+    command = settings.test_command
+    # `python` in the command is the interpreter running this tool (its virtualenv first on PATH).
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    with reporter.group(f"test: {command}"):
+        result = subprocess.run(
+            command,
+            shell=True,
+            cwd=settings.project_dir,
+            env=env,
+            stdout=sys.stderr if reporter.json_mode else None,
+        )
+    if result.returncode != 0:
+        raise TestsFailed(f"tests failed: `{command}` exited {result.returncode}; nothing was built")
+
+
+# -- build / push ---------------------------------------------------------------------
+def jobs(settings: Settings) -> int:
+    return settings.jobs or os.cpu_count() or 1
+
+
+def build_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> None:
+    from invoke_pachyderm.backends import docker_images as images
+
+    try:
+        with reporter.group("build"):
+            images.build_all(settings, artifacts.git, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+    except KeyboardInterrupt:
+        built = [i.ref for i in artifacts.images.values() if i.built]
+        done = f"built {', '.join(built)}" if built else "no image was built"
+        raise Interrupted(f"interrupted during the build; {done}; nothing was pushed or changed") from None
+
+
+def push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> None:
+    from invoke_pachyderm.backends import docker_images as images
+
+    try:
+        with reporter.group("push"):
+            images.push_all(settings, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+    except KeyboardInterrupt:
+        raise Interrupted(f"{Progress('the push', artifacts).describe()}") from None
+
+
+def build_and_push_stage(
+    settings: Settings, reporter: Reporter, artifacts: Artifacts, rebuild: bool, before_push=None
+) -> None:
+    from invoke_pachyderm.backends import docker_images as images
+
+    with reporter.group("build and push"):
+        images.build_and_push_all(
+            settings, artifacts.git, artifacts.images, rebuild, jobs(settings), _log_for(reporter, artifacts),
+            artifacts.timings, before_push,
+        )
+
+
+def _log_for(reporter: Reporter, artifacts: Artifacts):
+    several = len(artifacts.images) > 1
+    return lambda name: reporter.log_for(name if several else None)
+
+
+# -- render ---------------------------------------------------------------------------
+def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -> list[RenderedSpec]:
+    specs = render_specs(settings, artifacts)
+    preview.read_inputs_from_base(settings, specs)
+    owner = resolve_owner(settings, artifacts.git).name
+    for spec in specs:
+        add_provenance(spec, settings, artifacts)
+        spec.spec["metadata"]["annotations"][OWNER_ANNOTATION] = owner
+    secrecy.refuse_secrets_in_specs(specs, secrecy.known_secrets(settings))
+    artifacts.specs = specs
+    if write:
+        write_specs(specs, settings.project_dir / settings.out_dir)
+    return specs
+
+
+def provenance(settings: Settings, artifacts: Artifacts, environ=None, uses: str | None = None) -> dict[str, str]:
+    """The annotations of a deployed spec; with `uses` (the spec's JSON), only the images it names,
+    so that a new tag of one image changes only the specs that run it."""
+    environ = os.environ if environ is None else environ
+    annotations = {
+        "commit": artifacts.git.commit,
+        "branch": artifacts.git.branch,
+        "tool-version": __version__,
+    }
+    if artifacts.git.repo_url:
+        annotations["repository"] = artifacts.git.repo_url
+    for name, image in artifacts.images.items():
+        if uses is not None and image.ref not in uses:
+            continue
+        suffix = "" if name == "main" else f".{name}"
+        annotations[f"image{suffix}"] = image.ref
+        if image.digest:
+            annotations[f"digest{suffix}"] = image.digest
+    run_url = ci_run_url(environ)
+    if run_url:
+        annotations["ci-run"] = run_url
+    return {ANNOTATION_PREFIX + key: value for key, value in annotations.items()}
+
+
+def ci_run_url(environ) -> str | None:
+    if environ.get("GITHUB_ACTIONS") == "true" and environ.get("GITHUB_RUN_ID"):
+        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{environ['GITHUB_RUN_ID']}"
+    return environ.get("CI_JOB_URL") or environ.get("BUILD_URL") or None
+
+
+def add_provenance(spec: RenderedSpec, settings: Settings, artifacts: Artifacts) -> None:
+    metadata = spec.spec.setdefault("metadata", {})
+    annotations = metadata.setdefault("annotations", {})
+    annotations.update(provenance(settings, artifacts, uses=json.dumps(spec.spec)))
+
+
+# -- deploy ---------------------------------------------------------------------------
+@dataclass
+class DeployOptions:
+    skip_tests: bool = False
+    reprocess: bool = False
+    dry_run: bool = False
+    force: bool = False
+    allow_dirty: bool = False
+    allow_older: bool = False
+    rebuild: bool = False
+    regenerate: bool = False  # also update pipelines whose only change is new cluster/project defaults
+    wait: bool | None = None
+    timeout: float | None = None
+    rollback_on_failure: bool = False
+    adopt: bool = False
+    prune: bool = False
+    keep_repo: bool = False
+
+
+def connect(settings: Settings, reporter: Reporter):
+    from invoke_pachyderm.backends.pachd import Cluster
+
+    target = resolve_pachd(settings)
+    reporter.add_secret(target.token)
+    return Cluster(target, settings.project)
+
+
+def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Artifacts:
+    progress = Progress()
+    try:
+        return _deploy(settings, reporter, options, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(progress.describe()) from None
+
+
+def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, progress: Progress) -> Artifacts:
+    # Cheap checks first: config, git, templates, pachd, input repos. Then the slow work.
+    wait = options.wait if options.wait is not None else (settings.wait if settings.wait is not None else is_ci())
+    if options.rollback_on_failure and options.wait is False:
+        raise ConfigError("task flag: --rollback-on-failure needs --wait (it rolls back what does not run); drop --no-wait")
+    wait = wait or options.rollback_on_failure
+    clock = Timings()
+    with clock.stage("tag"):
+        artifacts = tag_stage(settings, options.allow_dirty)
+    artifacts.timings = clock
+    progress.artifacts = artifacts
+    with clock.stage("render"):
+        specs = dependency_order(render_stage(settings, artifacts, write=False))
+    smoke_run = None if options.dry_run else smoke_before_push(settings, reporter, artifacts, specs)
+    with clock.stage("pachd"):
+        cluster = connect(settings, reporter)
+        check_inputs_exist(cluster, specs)
+        deployed = cluster.deployed([spec.name for spec in specs])
+        owner = resolve_owner(settings, artifacts.git)
+        refuse_foreign(deployed, owner, settings.project, options.adopt)
+        doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
+    if not options.allow_older:
+        refuse_older(settings, artifacts.git, deployed)
+    against = {**deployed, **{p.name: p for p in doomed}}  # what the plan is computed against
+    planned = planned_versions([s.name for s in specs] + [p.name for p in doomed], against)
+    check = guard(cluster, planned, settings.project_dir, artifacts.git.commit, options.allow_older)
+    if options.dry_run:
+        if settings.pin_digest:  # the plan must compare the image references that would be deployed
+            from invoke_pachyderm.backends import docker_images as images
+
+            with clock.stage("registry"):
+                images.lookup_digests(settings, artifacts.images)
+            with clock.stage("render"):
+                specs = dependency_order(render_stage(settings, artifacts, write=False))
+        with clock.stage("plan"):
+            artifacts.changes = (
+                compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+                + prune.deletion_changes(doomed)
+            )
+        return artifacts
+    if not options.skip_tests:
+        progress.stage = "the tests"
+        with clock.stage("test"):
+            test_stage(settings, reporter)
+    progress.stage = "the build and push"
+    build_and_push_stage(settings, reporter, artifacts, options.rebuild, smoke_run)
+    progress.stage = "rendering"
+    with clock.stage("render"):
+        specs = dependency_order(render_stage(settings, artifacts, write=True))
+    with clock.stage("plan"):
+        artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+    progress.stage, progress.cluster = "the transaction", cluster
+    progress.applying = [c.name for c in artifacts.changes if c.action != "unchanged"]
+    progress.before = {name: pipeline.version for name, pipeline in deployed.items()}
+    if settings.preview is not None:  # created only now, so a deploy stopped earlier leaves no empty project
+        preview.ensure_project(cluster, settings.preview, owner, reporter.info)
+    with clock.stage("apply"):
+        applied = apply_changes(cluster, reporter, artifacts, deployed, options.reprocess, check)
+    progress.applied = True
+    if doomed:
+        progress.stage, progress.note = "the prune", "the prune may not have finished; check with `invoke status`"
+        with clock.stage("prune"):
+            prune_after_apply(cluster, reporter, artifacts, owner, doomed, options.keep_repo, None if applied else check)
+    if wait:
+        progress.stage, progress.note = "the wait for RUNNING", "stopped waiting for RUNNING"
+        touched = [c.name for c in artifacts.changes if c.action in ("create", "update")]
+        try:
+            with reporter.group("wait for pipelines to run"), clock.stage("wait"):
+                from invoke_pachyderm.stages.watch import wait_running
+
+                wait_running(cluster, touched, options.timeout or settings.timeout, reporter.info)
+        except HealthError as error:
+            if not options.rollback_on_failure:
+                raise
+            progress.stage = "the rollback after a failed deploy"
+            progress.note = "the rollback may not have finished; check with `invoke status`"
+            raise roll_back_failed_deploy(cluster, reporter, artifacts, deployed, error) from None
+    return artifacts
+
+
+def roll_back_failed_deploy(cluster, reporter: Reporter, artifacts: Artifacts, deployed, failure: HealthError):
+    """Restore the versions this deploy replaced, in one transaction (as Helm's --atomic does).
+
+    Pipelines this deploy created have no earlier version; they are named, not deleted.
+    Returns the error to raise: the failure, saying what was rolled back."""
+    updated = [c for c in artifacts.changes if c.action == "update" and c.name in deployed]
+    created = [c.name for c in artifacts.changes if c.action == "create"]
+    targets = [(c.name, deployed[c.name], deployed[c.name]) for c in updated]
+    rolled = ""
+    if targets:
+        with reporter.group(f"roll back {len(targets)} pipeline(s) in one transaction"):
+            try:
+                rows = restore(cluster, targets)
+            except PachdError as error:
+                return PachdError(f"{failure.message}; rolling back failed too: {error.message}")
+        rolled = "; rolled back in one transaction: " + ", ".join(
+            f"{r['pipeline']} to version {r['restored_version']} (now version {r['version']})" for r in rows
+        )
+    if created:
+        rolled += "; created by this deploy, so left in place: " + ", ".join(created)
+    return HealthError(failure.message + (rolled or "; nothing to roll back"))
+
+
+def check_inputs_exist(cluster, specs: list[RenderedSpec]) -> None:
+    """Every pfs input repo exists, in the input's own project (the pipeline's when it names none)."""
+    produced = {(cluster.project, spec.name) for spec in specs}
+    needed: dict[tuple[str, str], str] = {}
+    for spec in specs:
+        for pair in sorted(prune.reads(spec.spec, cluster.project) - produced):
+            needed.setdefault(pair, spec.name)
+    missing = cluster.missing_repos(needed)
+    if missing:
+        project, repo = missing[0]
+        raise PachdError(
+            f"pipeline {needed[missing[0]]} reads repo '{repo}', which does not exist in project "
+            f"'{project}' on pachd at {cluster.target.address}; create it "
+            f"(pachctl create repo {repo} --project {project}) or fix the spec's input; nothing was built or changed"
+        )
+
+
+def refuse_older(settings: Settings, git: GitInfo, deployed: dict[str, Any]) -> None:
+    newer: dict[str, bool | None] = {}  # one git process per deployed commit, not per pipeline
+    for name, pipeline in deployed.items():
+        deployed_commit = pipeline.annotations.get(ANNOTATION_PREFIX + "commit")
+        if not deployed_commit or deployed_commit == git.commit:
+            continue
+        if deployed_commit not in newer:
+            newer[deployed_commit] = is_ancestor(settings.project_dir, git.commit, deployed_commit)
+        if newer[deployed_commit]:
+            raise RefusedError(
+                f"pipeline {name} runs commit {deployed_commit[:12]}, which is newer than {git.commit[:12]} "
+                "(a descendant of it); an older run finishing late? pass --allow-older to deploy it anyway"
+            )
+
+
+def compute_changes(cluster, specs: list[RenderedSpec], deployed, force: bool,
+                    regenerate: bool = False) -> list[PipelineChange]:
+    deployed_normalized, rendered_normalized = {}, {}
+    for spec in specs:
+        before, rendered_normalized[spec.name] = cluster.compare_forms(deployed.get(spec.name), spec.spec)
+        if before is not None:
+            deployed_normalized[spec.name] = before
+    stale = {name for name, pipeline in deployed.items() if cluster.defaults_changed(pipeline)}
+    changes = plan_changes(
+        specs, deployed_normalized, rendered_normalized, force, frozenset(stale) if regenerate else frozenset()
+    )
+    for change in changes:
+        if change.name in deployed:
+            change.previous_version = deployed[change.name].version
+            if change.name in stale:
+                change.defaults_changed = True
+            if change.action == "unchanged":
+                change.version = change.previous_version
+    return changes
+
+
+def apply_changes(cluster, reporter: Reporter, artifacts: Artifacts, deployed, reprocess: bool, check=None) -> bool:
+    by_name = {spec.name: spec for spec in artifacts.specs}
+    todo = [c for c in artifacts.changes if c.action != "unchanged"]
+    if not todo:
+        reporter.info("every pipeline is unchanged; nothing to apply")
+        return False
+    batch = [(by_name[c.name], by_name[c.name].spec, c.name in deployed) for c in todo]
+    with reporter.group(f"apply {len(batch)} pipeline change(s) in one transaction"):
+        try:
+            cluster.apply(batch, reprocess, before_finish=check)
+        except PachdError:
+            if check is not None:
+                check()  # a create that collided with one made meanwhile: another deploy's doing
+            raise
+    after = cluster.states([c.name for c in todo])
+    for change in todo:
+        change.version = after[change.name].version
+        reporter.info(f"{change.name}: {change.action}d, version {change.version}")
+    return True
+
+
+def prune_after_apply(cluster, reporter: Reporter, artifacts: Artifacts, owner, doomed, keep_repo: bool, check) -> None:
+    """Delete after the transaction (pachd cannot delete inside one), downstream first."""
+    if check is not None:
+        check()
+    prune.recheck_readers(cluster.every_pipeline(), doomed, cluster.project, artifacts.specs)
+    with reporter.group(f"prune {len(doomed)} pipeline(s) whose template is gone"):
+        prune.delete(cluster, doomed, keep_repo, reporter.info)
+    artifacts.changes += prune.deletion_changes(doomed)
+
+
+# -- status / rollback ----------------------------------------------------------------
+def git_or_none(settings: Settings) -> GitInfo | None:
+    try:
+        return read_git_info(settings.project_dir)
+    except GitStateError:  # status works outside a repository too; "behind" is then unknown
+        return None
+
+
+def status(settings: Settings, reporter: Reporter, every: bool = False) -> list[dict[str, Any]]:
+    cluster = connect(settings, reporter)
+    git_info = git_or_none(settings)
+    head = git_info.commit if git_info else None
+    try:
+        owner = resolve_owner(settings, git_info)
+    except ConfigError:
+        if not every:
+            raise
+        owner = None
+    rows = []
+    for name, pipeline in sorted(cluster.deployed().items()):
+        who = owner_of(pipeline.annotations, owner) if owner else pipeline.annotations.get(OWNER_ANNOTATION, "")
+        owned = owner is not None and who == owner.name
+        if not (owned or every):
+            continue
+        commit = pipeline.annotations.get(ANNOTATION_PREFIX + "commit")
+        behind = None
+        if commit and head:
+            behind = commit != head and bool(is_ancestor(settings.project_dir, commit, head))
+        rows.append(
+            {
+                "pipeline": name,
+                "version": pipeline.version,
+                "state": pipeline.state.removeprefix("PIPELINE_"),
+                "reason": pipeline.reason,
+                "commit": commit,
+                "image": pipeline.spec.get("transform", {}).get("image"),
+                "behind_head": behind,
+                "owner": who or None,
+                "owned": owned,
+            }
+        )
+    return rows
+
+
+def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = None) -> list[dict[str, Any]]:
+    """Restore, for each pipeline of the project, the previous (or the given commit's) spec, atomically."""
+    cluster = connect(settings, reporter)
+    owner = resolve_owner(settings, git_or_none(settings))
+    targets = []
+    for name, current in sorted(cluster.deployed().items()):
+        if not is_owned(current, owner):
+            continue  # another project's or made by hand
+        target = pick_rollback_version(cluster, name, current, to_commit)
+        if target is not None:
+            targets.append((name, current, target))
+    if not targets:
+        what = f"deployed from commit {to_commit}" if to_commit else "to go back to"
+        raise PachdError(
+            f"no pipeline of project '{settings.project}' owned by {owner.name} has a version {what}; nothing changed"
+        )
+    progress = Progress("the rollback", cluster=cluster, applying=[name for name, _, _ in targets])
+    progress.before = {name: current.version for name, current, _ in targets}
+    planned = {name: current.version for name, current, _ in targets}
+    try:
+        return restore(cluster, targets, owner, guard(cluster, planned, settings.project_dir, "", True))
+    except KeyboardInterrupt:
+        raise Interrupted(progress.describe()) from None
+
+
+def restore(cluster, targets, owner=None, before_finish=None) -> list[dict[str, Any]]:
+    """Put back (name, current, target) pipelines' target specs, all in one transaction."""
+    restored = []
+    batch = []
+    for name, current, target in targets:
+        body = cluster.restorable_spec(target)
+        if owner is not None:
+            body = stamp(body, owner)
+        batch.append((RenderedSpec(name=name, source=f"version {target.version}", spec=body), body, True))
+        restored.append(
+            {
+                "pipeline": name,
+                "from_version": current.version,
+                "from_commit": current.annotations.get(ANNOTATION_PREFIX + "commit"),
+                "restored_version": target.version,
+                "restored_commit": target.annotations.get(ANNOTATION_PREFIX + "commit"),
+            }
+        )
+    cluster.apply(batch, reprocess=False, before_finish=before_finish)
+    after = cluster.states([row["pipeline"] for row in restored])
+    for row in restored:
+        row["version"] = after[row["pipeline"]].version
+    return restored
+
+
+def pick_rollback_version(cluster, name: str, current, to_commit: str | None):
+    history = [p for p in cluster.history(name) if p.version < current.version]
+    if to_commit:
+        for past in history:
+            commit = past.annotations.get(ANNOTATION_PREFIX + "commit", "")
+            if commit and commit.startswith(to_commit):
+                return past
+        return None
+    for past in history:
+        if not cluster.same_spec(past, current):
+            return past
+    return None
+
+

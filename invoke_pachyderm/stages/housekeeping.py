@@ -1,0 +1,30 @@
+"""`prune` on its own: what `deploy --prune` does after its transaction, without deploying."""
+from __future__ import annotations
+
+from invoke_pachyderm.stages import flow
+from invoke_pachyderm.stages import prune
+from invoke_pachyderm.core.artifacts import Artifacts
+from invoke_pachyderm.stages.concurrency import guard
+from invoke_pachyderm.core.config import Settings
+from invoke_pachyderm.core.errors import GitStateError
+from invoke_pachyderm.core.output import Reporter
+from invoke_pachyderm.stages.ownership import resolve_owner
+
+
+def prune_pipelines(settings: Settings, reporter: Reporter, dry_run: bool, keep_repo: bool) -> Artifacts:
+    artifacts = flow.tag_stage(settings, allow_dirty=False, need_images=False)
+    if artifacts.git.dirty:  # the templates in the working tree decide what is deleted
+        raise GitStateError(
+            f"{settings.project_dir}: uncommitted changes; prune decides from the committed templates, "
+            "so commit (or stash) first"
+        )
+    specs = flow.render_stage(settings, artifacts, write=False)
+    cluster = flow.connect(settings, reporter)
+    owner = resolve_owner(settings, artifacts.git)
+    doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs)
+    if dry_run or not doomed:
+        artifacts.changes = prune.deletion_changes(doomed)
+        return artifacts
+    check = guard(cluster, {p.name: p.version for p in doomed}, settings.project_dir, artifacts.git.commit, True)
+    flow.prune_after_apply(cluster, reporter, artifacts, owner, doomed, keep_repo, check)
+    return artifacts
