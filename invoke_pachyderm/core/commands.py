@@ -89,7 +89,7 @@ def execute(command: Command, request: Request, debug: bool | None = None) -> tu
 
 # -- the commands' bodies: flow does the work, these only shape the result ------------------
 def _flow():
-    from invoke_pachyderm import flow  # jinja2 and jsonschema: not for `invoke --list`
+    from invoke_pachyderm.stages import flow  # jinja2 and jsonschema: not for `invoke --list`
 
     return flow
 
