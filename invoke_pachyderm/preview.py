@@ -108,8 +108,9 @@ class Teardown:
 
 
 def teardown(settings, reporter, dry_run: bool = False) -> Teardown:
-    from . import flow
     from .concurrency import guard
+    from .connection import connect
+    from .gitinfo import read_git_info_or_none
     from .ownership import resolve_owner
     from .prune import delete
 
@@ -117,8 +118,8 @@ def teardown(settings, reporter, dry_run: bool = False) -> Teardown:
         raise UsageError(
             "teardown: which preview? pass --preview N (the pull request number) or set INVOKE_PACHYDERM_PREVIEW"
         )
-    cluster = flow.connect(settings, reporter)
-    owner = resolve_owner(settings, flow.git_or_none(settings))
+    cluster = connect(settings, reporter)
+    owner = resolve_owner(settings, read_git_info_or_none(settings.project_dir))
     result = Teardown(project=cluster.project, dry_run=dry_run)
     if not cluster.project_exists():
         result.note = f"project {cluster.project} does not exist; nothing to tear down"
