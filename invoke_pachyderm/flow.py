@@ -236,7 +236,7 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
             images.lookup_digests(settings, tagged.images)
     with clock.stage("render"):
         specs = dependency_order(render_stage(settings, tagged, write=False))
-    checks += ["specs rendered and valid", "no secret in a spec", "no dependency cycle"]
+    checks += ["specs rendered and valid", "no credential in a spec", "no dependency cycle"]
     if settings.smoke_before_deploy and not options.dry_run:
         sample_folder(settings)  # checked before the tests and the build; the smoke run is apply's
         checks.append("smoke sample folder exists")
