@@ -220,7 +220,7 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
 
     Reads git and pachd, changes nothing (a dry run with `pin_digest` also asks the registry for
     the digests). Cheap checks first: config, git, templates, pachd, input repos. `cluster`: a
-    `_Connection` (connected when first needed), or None to connect here."""
+    Cluster, a `_Connection` (connected when first needed), or None to connect here."""
     clock = clock or Timings()
     wait = resolve_wait(settings, options)
     checks = ["git: the checkout is the commit" + ("" if options.allow_dirty else ", templates committed"),
@@ -241,7 +241,7 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
         sample_folder(settings)  # checked before the tests and the build; the smoke run is apply's
         checks.append("smoke sample folder exists")
     with clock.stage("pachd"):
-        cluster = (cluster or _Connection(settings, reporter)).get()
+        cluster = cluster.get() if isinstance(cluster, _Connection) else cluster or connect(settings, reporter)
         check_inputs_exist(cluster, specs)
         deployed = cluster.deployed([spec.name for spec in specs])
         owner = resolve_owner(settings, tagged.git)
