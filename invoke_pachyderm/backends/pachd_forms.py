@@ -21,8 +21,10 @@ VOLATILE_ANNOTATIONS = frozenset(
 
 
 def is_volatile_annotation(key: str) -> bool:
-    """`digest.<image>` and the like count as their base key."""
-    return key in VOLATILE_ANNOTATIONS or key.split(".", 1)[0] in VOLATILE_ANNOTATIONS
+    """`digest.<image>` and the like count as their base key (the prefix has a dot of its own)."""
+    if key in VOLATILE_ANNOTATIONS:
+        return True
+    return key.startswith(ANNOTATION_PREFIX) and ANNOTATION_PREFIX + key[len(ANNOTATION_PREFIX):].split(".", 1)[0] in VOLATILE_ANNOTATIONS
 DEFAULT_USER_IMAGE = "ubuntu:20.04"
 # Request fields that are instructions for this one call, not part of the pipeline.
 REQUEST_ONLY_FIELDS = ("update", "reprocess", "dry_run", "details_json", "spec_commit", "salt")

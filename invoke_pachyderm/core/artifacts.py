@@ -1,9 +1,10 @@
-"""The one record passed from stage to stage: what a commit produced."""
+"""The records stages return: what a commit produced (`Artifacts`), what a deploy will do
+(`DeployPlan`), and the rows of `status` and `rollback`."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from invoke_pachyderm.core.gitinfo import GitInfo
 
@@ -58,7 +59,7 @@ def _input_repos(node: Any) -> list[str]:
     return repos
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineChange:
     name: str
     action: str  # create | update | unchanged
@@ -85,6 +86,7 @@ class Artifacts:
     specs: list[RenderedSpec] = field(default_factory=list)
     changes: list[PipelineChange] = field(default_factory=list)
     timings: Any = None  # timings.Timings of the stages run, when measured
+    checks: tuple[str, ...] = ()  # a deploy's: the checks its plan did
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,4 +102,61 @@ class Artifacts:
             ],
             "pipelines": [{**asdict(change), "defaults_note": change.defaults_note} for change in self.changes],
             **({"timings": self.timings.to_json()} if self.timings is not None else {}),
+            **({"checks": list(self.checks)} if self.checks else {}),
         }
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """What a deploy will do, decided before anything is built or changed (Terraform's plan):
+    `deploy --dry-run` prints it and `flow.apply` executes exactly it."""
+
+    git: GitInfo
+    # Tagged before any build (the tag is the commit that last changed the image's inputs); each is
+    # built and pushed unless the registry already has its tag, which apply asks after the tests.
+    # The image backend records built/pushed/digest on them as it goes (what Ctrl-C reports).
+    images: Mapping[str, ImageArtifact]
+    specs: tuple[RenderedSpec, ...]  # rendered once, validated, in dependency order
+    changes: tuple[PipelineChange, ...]  # create / update / unchanged, one per spec
+    deletions: tuple[PipelineChange, ...]  # with --prune: "delete", downstream first
+    doomed: tuple[Any, ...]  # the deployed pipelines those deletions remove
+    deployed: Mapping[str, Any]  # the deployed pipelines the plan was computed against
+    planned_versions: Mapping[str, int | None]  # what concurrency.guard re-reads before finishing
+    owner: Any  # ownership.Owner stamped on every spec
+    checks: tuple[str, ...]  # the checks done, in order
+    wait: bool  # wait until the created and updated pipelines run
+
+    @property
+    def all_changes(self) -> list[PipelineChange]:
+        return [*self.changes, *self.deletions]
+
+    def artifacts(self, timings: Any = None) -> Artifacts:
+        """The plan as the record adapters print (the `--dry-run` output)."""
+        return Artifacts(self.git, dict(self.images), list(self.specs), self.all_changes, timings, self.checks)
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """One row of `status`."""
+
+    pipeline: str
+    version: int
+    state: str
+    reason: str
+    commit: str | None
+    image: str | None
+    behind_head: bool | None
+    owner: str | None
+    owned: bool
+
+
+@dataclass(frozen=True)
+class Restored:
+    """One pipeline put back by `rollback` (or by a failed deploy's rollback)."""
+
+    pipeline: str
+    from_version: int
+    from_commit: str | None
+    restored_version: int
+    restored_commit: str | None
+    version: int  # the new version pachd gave the restored spec

@@ -10,7 +10,7 @@ Nothing here imports flow, docker or python_pachyderm at import time, so `invoke
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -130,6 +130,7 @@ def run_render_spec(request: Request, reporter: Reporter) -> Result:
     artifacts = flow.tag_stage(settings, allow_dirty=True, need_images=False)
     check = request.on("check")
     specs = flow.render_stage(settings, artifacts, write=not check)
+    artifacts = replace(artifacts, specs=specs)
     _github(reporter, "render-spec", artifacts)
     verb = "valid" if check else "wrote"
     return artifacts.to_json(), "\n".join(f"{verb} {s.path or s.source} ({s.name})" for s in specs)
@@ -174,7 +175,7 @@ def deploy_summary(artifacts, dry_run: bool) -> str:
 
 def run_status(request: Request, reporter: Reporter) -> Result:
     settings = request.settings(reporter, **request.env())
-    rows = _flow().status(settings, reporter, every=request.on("all"))
+    rows = [asdict(row) for row in _flow().status(settings, reporter, every=request.on("all"))]
     from invoke_pachyderm.adapters import github_outputs as github
 
     github.publish_status(reporter, settings.project, rows)
@@ -217,25 +218,23 @@ def run_graph(request: Request, reporter: Reporter) -> Result:
     if format not in plan_graph.FORMATS:
         raise UsageError(f"graph --format: {format!r} is not one of {', '.join(plan_graph.FORMATS)}")
     settings = request.settings(reporter)
-    artifacts, drawn = plan_graph.plan_graph(settings, reporter, request.on("allow_dirty"))
+    artifacts, drawn = _flow().plan_graph(settings, reporter, request.on("allow_dirty"))
     text = plan_graph.FORMATS[format](drawn)
     return {**drawn.to_json(), "commit": artifacts.git.commit, format: text}, text.rstrip("\n")
 
 
 def run_smoke(request: Request, reporter: Reporter) -> Result:
-    from invoke_pachyderm.stages import smoke
-
     settings = request.settings(reporter, **request.env())
-    artifacts, runs = smoke.smoke(settings, reporter, request.on("allow_dirty"), request.values.get("pipeline"))
+    artifacts, runs = _flow().smoke(settings, reporter, request.on("allow_dirty"), request.values.get("pipeline"))
     return {**artifacts.to_json(), "smoke": [r.to_json() for r in runs]}, "\n".join(r.human() for r in runs)
 
 
 def run_rollback(request: Request, reporter: Reporter) -> Result:
-    rows = _flow().rollback(request.settings(reporter, **request.env()), reporter, request.values.get("to"))
-    return {"restored": rows}, "\n".join(
-        f"{r['pipeline']}: restored version {r['restored_version']} "
-        f"(commit {(r['restored_commit'] or '-')[:12]}) as version {r['version']}"
-        for r in rows
+    restored = _flow().rollback(request.settings(reporter, **request.env()), reporter, request.values.get("to"))
+    return {"restored": [asdict(r) for r in restored]}, "\n".join(
+        f"{r.pipeline}: restored version {r.restored_version} "
+        f"(commit {(r.restored_commit or '-')[:12]}) as version {r.version}"
+        for r in restored
     )
 
 

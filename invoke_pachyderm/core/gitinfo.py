@@ -67,6 +67,14 @@ def read_git_info(
     )
 
 
+def read_git_info_or_none(project_dir: Path) -> GitInfo | None:
+    """For tasks that work outside a repository too (status, rollback, teardown)."""
+    try:
+        return read_git_info(project_dir)
+    except GitStateError:
+        return None
+
+
 def github_overrides(commit: str, branch: str, environ: Mapping[str, str]) -> tuple[str, str]:
     """On pull_request events GITHUB_SHA is a merge commit: use the pull request's head."""
     if environ.get("GITHUB_ACTIONS") != "true":

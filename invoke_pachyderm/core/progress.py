@@ -2,30 +2,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
-from invoke_pachyderm.core.artifacts import Artifacts
+from invoke_pachyderm.core.artifacts import ImageArtifact, PipelineChange
 from invoke_pachyderm.core.errors import PachydermToolError
 
 
 @dataclass
 class Progress:
     stage: str = "the checks"
-    artifacts: Artifacts | None = None
+    images: Mapping[str, ImageArtifact] = field(default_factory=dict)  # the backend marks built/pushed
     cluster: Any = None
     before: dict[str, int] = field(default_factory=dict)  # pipeline -> version before the transaction
     applying: list[str] = field(default_factory=list)  # pipelines in the transaction
     applied: bool = False  # the transaction was finished
     note: str = ""  # what is left undone after the transaction
+    changes: list[PipelineChange] = field(default_factory=list)  # as applied, with their new versions
 
     def describe(self) -> str:
-        parts = [f"interrupted during {self.stage}", self.images(), self.pipelines(), self.note]
+        parts = [f"interrupted during {self.stage}", self.images_done(), self.pipelines(), self.note]
         return "; ".join(part for part in parts if part)
 
-    def images(self) -> str:
-        if self.artifacts is None or not self.artifacts.images:
+    def images_done(self) -> str:
+        if not self.images:
             return "nothing was built or pushed"
-        images = list(self.artifacts.images.values())
+        images = list(self.images.values())
         pushed = [i.ref for i in images if i.pushed]
         present = [i.ref for i in images if i.skipped]
         missing = [i.ref for i in images if not i.pushed and not i.skipped]
@@ -55,9 +56,7 @@ class Progress:
         return "the transaction had been finished: " + ", ".join(changed)
 
     def _versions_now(self) -> list[str]:
-        if self.artifacts is None:
-            return []
-        return [f"{c.name} version {c.version}" for c in self.artifacts.changes if c.name in self.applying and c.version]
+        return [f"{c.name} version {c.version}" for c in self.changes if c.name in self.applying and c.version]
 
     def _changed_since_before(self) -> list[str]:
         now = self.cluster.versions_now(self.applying)

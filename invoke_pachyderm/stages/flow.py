@@ -1,34 +1,38 @@
 """The stages, in the manner of Skaffold: tag -> build -> push -> render -> deploy.
 
-Each takes `Settings`, a `Reporter` and the `Artifacts` record of the commit, and knows nothing
-of Invoke. Docker and pachd are reached through `images` and `cluster`, imported only when used.
+Each takes `Settings` and a `Reporter`, returns what it produced, and knows nothing of Invoke.
+`deploy` is Terraform's plan -> apply: `plan` decides everything (rendering the specs once) and
+returns a `DeployPlan`; `--dry-run` prints it; `apply` executes exactly it. Docker and pachd are
+reached through `images` and `cluster`, imported only when used; no module below calls back up here.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
 
 from invoke_pachyderm import __version__
 from invoke_pachyderm.stages import preview
 from invoke_pachyderm.stages import prune
 from invoke_pachyderm.core import secrecy
 from invoke_pachyderm.stages import source
-from invoke_pachyderm.core.artifacts import Artifacts, PipelineChange, RenderedSpec
+from invoke_pachyderm.core.artifacts import Artifacts, DeployPlan, ImageArtifact, PipelineChange, PipelineStatus, RenderedSpec, Restored
 from invoke_pachyderm.stages.concurrency import guard, planned_versions
-from invoke_pachyderm.core.config import Settings, check_build_files, is_ci, resolve_pachd
-from invoke_pachyderm.core.errors import ConfigError, GitStateError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
-from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info
+from invoke_pachyderm.core.config import Settings, check_build_files, is_ci
+from invoke_pachyderm.stages.connection import connect
+from invoke_pachyderm.core.errors import ConfigError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
+from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info, read_git_info_or_none
 from invoke_pachyderm.core.output import Reporter
 from invoke_pachyderm.stages.ownership import OWNER_ANNOTATION, is_owned, owner_of, refuse_foreign, resolve_owner, stamp
 from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
 from invoke_pachyderm.stages.plan import dependency_order, plan_changes
 from invoke_pachyderm.core.progress import Progress
 from invoke_pachyderm.stages.render import render_specs, write_specs
-from invoke_pachyderm.stages.smoke import smoke_before_push
+from invoke_pachyderm.stages.smoke import SmokeRun, check_pipeline, sample_folder, smoke_before_push, smoke_stage
 from invoke_pachyderm.stages.tagging import tag_image
 from invoke_pachyderm.core.timings import Timings
 
@@ -75,7 +79,7 @@ def build_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) ->
 
     try:
         with reporter.group("build"):
-            images.build_all(settings, artifacts.git, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+            images.build_all(settings, artifacts.git, artifacts.images, jobs(settings), _log_for(reporter, artifacts.images))
     except KeyboardInterrupt:
         built = [i.ref for i in artifacts.images.values() if i.built]
         done = f"built {', '.join(built)}" if built else "no image was built"
@@ -87,25 +91,27 @@ def push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> 
 
     try:
         with reporter.group("push"):
-            images.push_all(settings, artifacts.images, jobs(settings), _log_for(reporter, artifacts))
+            images.push_all(settings, artifacts.images, jobs(settings), _log_for(reporter, artifacts.images))
     except KeyboardInterrupt:
-        raise Interrupted(f"{Progress('the push', artifacts).describe()}") from None
+        raise Interrupted(Progress("the push", images=artifacts.images).describe()) from None
 
 
 def build_and_push_stage(
-    settings: Settings, reporter: Reporter, artifacts: Artifacts, rebuild: bool, before_push=None
+    settings: Settings, reporter: Reporter, git: GitInfo, images: Mapping[str, ImageArtifact], rebuild: bool,
+    timings: Timings | None = None, before_push=None,
 ) -> None:
-    from invoke_pachyderm.backends import docker_images as images
+    """Each image's tag is looked up in the registry, and built and pushed when absent; the image
+    records get built/pushed/digest as that happens (what Ctrl-C reports)."""
+    from invoke_pachyderm.backends import docker_images as backend
 
     with reporter.group("build and push"):
-        images.build_and_push_all(
-            settings, artifacts.git, artifacts.images, rebuild, jobs(settings), _log_for(reporter, artifacts),
-            artifacts.timings, before_push,
+        backend.build_and_push_all(
+            settings, git, dict(images), rebuild, jobs(settings), _log_for(reporter, images), timings, before_push
         )
 
 
-def _log_for(reporter: Reporter, artifacts: Artifacts):
-    several = len(artifacts.images) > 1
+def _log_for(reporter: Reporter, images: Mapping[str, ImageArtifact]):
+    several = len(images) > 1
     return lambda name: reporter.log_for(name if several else None)
 
 
@@ -118,7 +124,6 @@ def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -
         add_provenance(spec, settings, artifacts)
         spec.spec["metadata"]["annotations"][OWNER_ANNOTATION] = owner
     secrecy.refuse_secrets_in_specs(specs, secrecy.known_secrets(settings))
-    artifacts.specs = specs
     if write:
         write_specs(specs, settings.project_dir / settings.out_dir)
     return specs
@@ -161,7 +166,7 @@ def add_provenance(spec: RenderedSpec, settings: Settings, artifacts: Artifacts)
     annotations.update(provenance(settings, artifacts, uses=json.dumps(spec.spec)))
 
 
-# -- deploy ---------------------------------------------------------------------------
+# -- deploy: plan, then apply (Terraform's contract) --------------------------------------
 @dataclass
 class DeployOptions:
     skip_tests: bool = False
@@ -180,88 +185,133 @@ class DeployOptions:
     keep_repo: bool = False
 
 
-def connect(settings: Settings, reporter: Reporter):
-    from invoke_pachyderm.backends.pachd import Cluster
-
-    target = resolve_pachd(settings)
-    reporter.add_secret(target.token)
-    return Cluster(target, settings.project)
-
-
 def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Artifacts:
+    """`deploy`: the plan, printed as it is with --dry-run, else applied."""
     progress = Progress()
+    clock = Timings()
     try:
-        return _deploy(settings, reporter, options, progress)
+        cluster = _Connection(settings, reporter)
+        planned = plan(settings, reporter, options, cluster, clock)
+        progress.images = planned.images
+        if options.dry_run:
+            return planned.artifacts(clock)
+        return apply(settings, reporter, planned, options, cluster.get(), progress, clock)
     except KeyboardInterrupt:
         raise Interrupted(progress.describe()) from None
 
 
-def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, progress: Progress) -> Artifacts:
-    # Cheap checks first: config, git, templates, pachd, input repos. Then the slow work.
-    wait = options.wait if options.wait is not None else (settings.wait if settings.wait is not None else is_ci())
+class _Connection:
+    """The pachd connection, made when the plan first needs pachd (after the git and template checks)."""
+
+    def __init__(self, settings: Settings, reporter: Reporter, cluster=None):
+        self.settings, self.reporter, self.cluster = settings, reporter, cluster
+
+    def get(self):
+        if self.cluster is None:
+            self.cluster = connect(self.settings, self.reporter)
+        return self.cluster
+
+
+def resolve_wait(settings: Settings, options: DeployOptions) -> bool:
     if options.rollback_on_failure and options.wait is False:
         raise ConfigError("task flag: --rollback-on-failure needs --wait (it rolls back what does not run); drop --no-wait")
-    wait = wait or options.rollback_on_failure
-    clock = Timings()
+    wait = options.wait if options.wait is not None else (settings.wait if settings.wait is not None else is_ci())
+    return bool(wait or options.rollback_on_failure)
+
+
+def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster=None,
+         clock: Timings | None = None) -> DeployPlan:
+    """Decide everything a deploy does before anything is built or changed.
+
+    Reads git and pachd, changes nothing (a dry run with `pin_digest` also asks the registry for
+    the digests). Cheap checks first: config, git, templates, pachd, input repos. `cluster`: a
+    Cluster, a `_Connection` (connected when first needed), or None to connect here."""
+    clock = clock or Timings()
+    wait = resolve_wait(settings, options)
+    checks = ["git: the checkout is the commit" + ("" if options.allow_dirty else ", templates committed"),
+              "image build inputs exist"]
     with clock.stage("tag"):
-        artifacts = tag_stage(settings, options.allow_dirty)
-    artifacts.timings = clock
-    progress.artifacts = artifacts
+        tagged = tag_stage(settings, options.allow_dirty)
+    if options.dry_run and settings.pin_digest:
+        # The plan must compare the image references that would be deployed; a dry run builds
+        # nothing, so the digests are the registry's (none for a tag not pushed yet).
+        from invoke_pachyderm.backends import docker_images as images
+
+        with clock.stage("registry"):
+            images.lookup_digests(settings, tagged.images)
     with clock.stage("render"):
-        specs = dependency_order(render_stage(settings, artifacts, write=False))
-    smoke_run = None if options.dry_run else smoke_before_push(settings, reporter, artifacts, specs)
+        specs = dependency_order(render_stage(settings, tagged, write=False))
+    checks += ["specs rendered and valid", "no credential in a spec", "no dependency cycle"]
+    if settings.smoke_before_deploy and not options.dry_run:
+        sample_folder(settings)  # checked before the tests and the build; the smoke run is apply's
+        checks.append("smoke sample folder exists")
     with clock.stage("pachd"):
-        cluster = connect(settings, reporter)
+        cluster = cluster.get() if isinstance(cluster, _Connection) else cluster or connect(settings, reporter)
         check_inputs_exist(cluster, specs)
         deployed = cluster.deployed([spec.name for spec in specs])
-        owner = resolve_owner(settings, artifacts.git)
+        owner = resolve_owner(settings, tagged.git)
         refuse_foreign(deployed, owner, settings.project, options.adopt)
         doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
+    checks += ["input repos exist", "no pipeline of another owner" + (" (--adopt)" if options.adopt else "")]
+    if options.prune:
+        checks.append("no pipeline that stays reads a pruned one")
     if not options.allow_older:
-        refuse_older(settings, artifacts.git, deployed)
+        refuse_older(settings, tagged.git, deployed)
+        checks.append("no pipeline runs a newer commit")
     against = {**deployed, **{p.name: p for p in doomed}}  # what the plan is computed against
-    planned = planned_versions([s.name for s in specs] + [p.name for p in doomed], against)
-    check = guard(cluster, planned, settings.project_dir, artifacts.git.commit, options.allow_older)
-    if options.dry_run:
-        if settings.pin_digest:  # the plan must compare the image references that would be deployed
-            from invoke_pachyderm.backends import docker_images as images
+    with clock.stage("plan"):
+        changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+    return DeployPlan(
+        git=tagged.git,
+        images=tagged.images,
+        specs=tuple(specs),
+        changes=tuple(changes),
+        deletions=tuple(prune.deletion_changes(doomed)),
+        doomed=tuple(doomed),
+        deployed=deployed,
+        planned_versions=planned_versions([s.name for s in specs] + [p.name for p in doomed], against),
+        owner=owner,
+        checks=tuple(checks),
+        wait=wait,
+    )
 
-            with clock.stage("registry"):
-                images.lookup_digests(settings, artifacts.images)
-            with clock.stage("render"):
-                specs = dependency_order(render_stage(settings, artifacts, write=False))
-        with clock.stage("plan"):
-            artifacts.changes = (
-                compute_changes(cluster, specs, deployed, options.force, options.regenerate)
-                + prune.deletion_changes(doomed)
-            )
-        return artifacts
+
+def apply(settings: Settings, reporter: Reporter, planned: DeployPlan, options: DeployOptions, cluster,
+          progress: Progress | None = None, clock: Timings | None = None) -> Artifacts:
+    """Execute exactly `planned`: tests, build and push, write the specs, one transaction with the
+    plan's changes, the prune, the wait (and the rollback when it fails)."""
+    progress = progress or Progress(images=planned.images)
+    clock = clock or Timings()
+    git, images, deployed = planned.git, planned.images, planned.deployed
+    check = guard(cluster, planned.planned_versions, settings.project_dir, git.commit, options.allow_older)
+    smoke_run = smoke_before_push(settings, reporter, Artifacts(git, dict(images)), list(planned.specs))
     if not options.skip_tests:
         progress.stage = "the tests"
         with clock.stage("test"):
             test_stage(settings, reporter)
     progress.stage = "the build and push"
-    build_and_push_stage(settings, reporter, artifacts, options.rebuild, smoke_run)
+    build_and_push_stage(settings, reporter, git, images, options.rebuild, clock, smoke_run)
     progress.stage = "rendering"
-    with clock.stage("render"):
-        specs = dependency_order(render_stage(settings, artifacts, write=True))
-    with clock.stage("plan"):
-        artifacts.changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+    specs, changes = specs_after_push(settings, planned, cluster, options, clock)
+    write_specs(specs, settings.project_dir / settings.out_dir)
     progress.stage, progress.cluster = "the transaction", cluster
-    progress.applying = [c.name for c in artifacts.changes if c.action != "unchanged"]
+    progress.applying = [c.name for c in changes if c.action != "unchanged"]
     progress.before = {name: pipeline.version for name, pipeline in deployed.items()}
     if settings.preview is not None:  # created only now, so a deploy stopped earlier leaves no empty project
-        preview.ensure_project(cluster, settings.preview, owner, reporter.info)
+        preview.ensure_project(cluster, settings.preview, planned.owner, reporter.info)
     with clock.stage("apply"):
-        applied = apply_changes(cluster, reporter, artifacts, deployed, options.reprocess, check)
-    progress.applied = True
-    if doomed:
+        changes = apply_changes(cluster, reporter, specs, changes, deployed, options.reprocess, check)
+    progress.applied, progress.changes = True, changes
+    if planned.doomed:
         progress.stage, progress.note = "the prune", "the prune may not have finished; check with `invoke status`"
+        applied = any(c.action != "unchanged" for c in changes)
         with clock.stage("prune"):
-            prune_after_apply(cluster, reporter, artifacts, owner, doomed, options.keep_repo, None if applied else check)
-    if wait:
+            changes = changes + prune_after_apply(
+                cluster, reporter, specs, list(planned.doomed), options.keep_repo, None if applied else check
+            )
+    if planned.wait:
         progress.stage, progress.note = "the wait for RUNNING", "stopped waiting for RUNNING"
-        touched = [c.name for c in artifacts.changes if c.action in ("create", "update")]
+        touched = [c.name for c in changes if c.action in ("create", "update")]
         try:
             with reporter.group("wait for pipelines to run"), clock.stage("wait"):
                 from invoke_pachyderm.stages.watch import wait_running
@@ -272,17 +322,54 @@ def _deploy(settings: Settings, reporter: Reporter, options: DeployOptions, prog
                 raise
             progress.stage = "the rollback after a failed deploy"
             progress.note = "the rollback may not have finished; check with `invoke status`"
-            raise roll_back_failed_deploy(cluster, reporter, artifacts, deployed, error) from None
-    return artifacts
+            raise roll_back_failed_deploy(cluster, reporter, changes, deployed, error) from None
+    return Artifacts(git, dict(images), specs, changes, clock, planned.checks)
 
 
-def roll_back_failed_deploy(cluster, reporter: Reporter, artifacts: Artifacts, deployed, failure: HealthError):
+def specs_after_push(settings: Settings, planned: DeployPlan, cluster, options: DeployOptions,
+                     clock: Timings) -> tuple[list[RenderedSpec], list[PipelineChange]]:
+    """The plan's specs, now with the pushed digests in their provenance.
+
+    Rendered again, and diffed again, only when a template can see the digest (`pin_digest` puts
+    it in the image reference; `images.<name>.digest` in a template): the digest is unknown until
+    the push. Otherwise the plan's rendering stands and only the volatile digest annotations
+    (which no diff counts) are added."""
+    artifacts = Artifacts(planned.git, dict(planned.images))
+    if settings.pin_digest or templates_name_digests(settings):
+        with clock.stage("render"):
+            specs = dependency_order(render_stage(settings, artifacts, write=False))
+        with clock.stage("plan"):
+            changes = compute_changes(cluster, specs, planned.deployed, options.force, options.regenerate)
+        return specs, changes
+    specs = [copy.deepcopy(spec) for spec in planned.specs]
+    for spec in specs:
+        add_provenance(spec, settings, artifacts)
+    return specs, list(planned.changes)
+
+
+def templates_name_digests(settings: Settings) -> bool:
+    """Whether a template (or a file beside one, which it may include) mentions `digest`."""
+    from invoke_pachyderm.stages.render import find_templates
+
+    folders = {path.parent for path in find_templates(settings)}
+    for folder in folders:
+        for path in folder.iterdir():
+            try:
+                if path.is_file() and "digest" in path.read_text(errors="replace"):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def roll_back_failed_deploy(cluster, reporter: Reporter, changes: list[PipelineChange], deployed,
+                            failure: HealthError):
     """Restore the versions this deploy replaced, in one transaction (as Helm's --atomic does).
 
     Pipelines this deploy created have no earlier version; they are named, not deleted.
     Returns the error to raise: the failure, saying what was rolled back."""
-    updated = [c for c in artifacts.changes if c.action == "update" and c.name in deployed]
-    created = [c.name for c in artifacts.changes if c.action == "create"]
+    updated = [c for c in changes if c.action == "update" and c.name in deployed]
+    created = [c.name for c in changes if c.action == "create"]
     targets = [(c.name, deployed[c.name], deployed[c.name]) for c in updated]
     rolled = ""
     if targets:
@@ -292,7 +379,7 @@ def roll_back_failed_deploy(cluster, reporter: Reporter, artifacts: Artifacts, d
             except PachdError as error:
                 return PachdError(f"{failure.message}; rolling back failed too: {error.message}")
         rolled = "; rolled back in one transaction: " + ", ".join(
-            f"{r['pipeline']} to version {r['restored_version']} (now version {r['version']})" for r in rows
+            f"{r.pipeline} to version {r.restored_version} (now version {r.version})" for r in rows
         )
     if created:
         rolled += "; created by this deploy, so left in place: " + ", ".join(created)
@@ -342,22 +429,29 @@ def compute_changes(cluster, specs: list[RenderedSpec], deployed, force: bool,
     changes = plan_changes(
         specs, deployed_normalized, rendered_normalized, force, frozenset(stale) if regenerate else frozenset()
     )
-    for change in changes:
-        if change.name in deployed:
-            change.previous_version = deployed[change.name].version
-            if change.name in stale:
-                change.defaults_changed = True
-            if change.action == "unchanged":
-                change.version = change.previous_version
-    return changes
+    return [_against(change, deployed, stale) for change in changes]
 
 
-def apply_changes(cluster, reporter: Reporter, artifacts: Artifacts, deployed, reprocess: bool, check=None) -> bool:
-    by_name = {spec.name: spec for spec in artifacts.specs}
-    todo = [c for c in artifacts.changes if c.action != "unchanged"]
+def _against(change: PipelineChange, deployed, stale: set[str]) -> PipelineChange:
+    if change.name not in deployed:
+        return change
+    previous = deployed[change.name].version
+    return replace(
+        change,
+        previous_version=previous,
+        defaults_changed=change.name in stale,
+        version=previous if change.action == "unchanged" else change.version,
+    )
+
+
+def apply_changes(cluster, reporter: Reporter, specs: list[RenderedSpec], changes: list[PipelineChange], deployed,
+                  reprocess: bool, check=None) -> list[PipelineChange]:
+    """One transaction with the changes; returns them with the versions pachd gave them."""
+    by_name = {spec.name: spec for spec in specs}
+    todo = [c for c in changes if c.action != "unchanged"]
     if not todo:
         reporter.info("every pipeline is unchanged; nothing to apply")
-        return False
+        return list(changes)
     batch = [(by_name[c.name], by_name[c.name].spec, c.name in deployed) for c in todo]
     with reporter.group(f"apply {len(batch)} pipeline change(s) in one transaction"):
         try:
@@ -367,31 +461,30 @@ def apply_changes(cluster, reporter: Reporter, artifacts: Artifacts, deployed, r
                 check()  # a create that collided with one made meanwhile: another deploy's doing
             raise
     after = cluster.states([c.name for c in todo])
-    for change in todo:
-        change.version = after[change.name].version
+    applied = {c.name: replace(c, version=after[c.name].version) for c in todo}
+    for change in applied.values():
         reporter.info(f"{change.name}: {change.action}d, version {change.version}")
-    return True
+    return [applied.get(c.name, c) for c in changes]
 
 
-def prune_after_apply(cluster, reporter: Reporter, artifacts: Artifacts, owner, doomed, keep_repo: bool, check) -> None:
+def prune_after_apply(cluster, reporter: Reporter, specs: list[RenderedSpec], doomed, keep_repo: bool,
+                      check) -> list[PipelineChange]:
     """Delete after the transaction (pachd cannot delete inside one), downstream first."""
     if check is not None:
         check()
-    prune.recheck_readers(cluster.every_pipeline(), doomed, cluster.project, artifacts.specs)
+    prune.recheck_readers(cluster.every_pipeline(), doomed, cluster.project, specs)
     with reporter.group(f"prune {len(doomed)} pipeline(s) whose template is gone"):
         prune.delete(cluster, doomed, keep_repo, reporter.info)
-    artifacts.changes += prune.deletion_changes(doomed)
+    return prune.deletion_changes(doomed)
 
 
 # -- status / rollback ----------------------------------------------------------------
 def git_or_none(settings: Settings) -> GitInfo | None:
-    try:
-        return read_git_info(settings.project_dir)
-    except GitStateError:  # status works outside a repository too; "behind" is then unknown
-        return None
+    # status works outside a repository too; "behind" is then unknown
+    return read_git_info_or_none(settings.project_dir)
 
 
-def status(settings: Settings, reporter: Reporter, every: bool = False) -> list[dict[str, Any]]:
+def status(settings: Settings, reporter: Reporter, every: bool = False) -> list[PipelineStatus]:
     cluster = connect(settings, reporter)
     git_info = git_or_none(settings)
     head = git_info.commit if git_info else None
@@ -412,22 +505,22 @@ def status(settings: Settings, reporter: Reporter, every: bool = False) -> list[
         if commit and head:
             behind = commit != head and bool(is_ancestor(settings.project_dir, commit, head))
         rows.append(
-            {
-                "pipeline": name,
-                "version": pipeline.version,
-                "state": pipeline.state.removeprefix("PIPELINE_"),
-                "reason": pipeline.reason,
-                "commit": commit,
-                "image": pipeline.spec.get("transform", {}).get("image"),
-                "behind_head": behind,
-                "owner": who or None,
-                "owned": owned,
-            }
+            PipelineStatus(
+                pipeline=name,
+                version=pipeline.version,
+                state=pipeline.state.removeprefix("PIPELINE_"),
+                reason=pipeline.reason,
+                commit=commit,
+                image=pipeline.spec.get("transform", {}).get("image"),
+                behind_head=behind,
+                owner=who or None,
+                owned=owned,
+            )
         )
     return rows
 
 
-def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = None) -> list[dict[str, Any]]:
+def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = None) -> list[Restored]:
     """Restore, for each pipeline of the project, the previous (or the given commit's) spec, atomically."""
     cluster = connect(settings, reporter)
     owner = resolve_owner(settings, git_or_none(settings))
@@ -452,29 +545,27 @@ def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = Non
         raise Interrupted(progress.describe()) from None
 
 
-def restore(cluster, targets, owner=None, before_finish=None) -> list[dict[str, Any]]:
+def restore(cluster, targets, owner=None, before_finish=None) -> list[Restored]:
     """Put back (name, current, target) pipelines' target specs, all in one transaction."""
-    restored = []
     batch = []
-    for name, current, target in targets:
+    for name, _, target in targets:
         body = cluster.restorable_spec(target)
         if owner is not None:
             body = stamp(body, owner)
         batch.append((RenderedSpec(name=name, source=f"version {target.version}", spec=body), body, True))
-        restored.append(
-            {
-                "pipeline": name,
-                "from_version": current.version,
-                "from_commit": current.annotations.get(ANNOTATION_PREFIX + "commit"),
-                "restored_version": target.version,
-                "restored_commit": target.annotations.get(ANNOTATION_PREFIX + "commit"),
-            }
-        )
     cluster.apply(batch, reprocess=False, before_finish=before_finish)
-    after = cluster.states([row["pipeline"] for row in restored])
-    for row in restored:
-        row["version"] = after[row["pipeline"]].version
-    return restored
+    after = cluster.states([name for name, _, _ in targets])
+    return [
+        Restored(
+            pipeline=name,
+            from_version=current.version,
+            from_commit=current.annotations.get(ANNOTATION_PREFIX + "commit"),
+            restored_version=target.version,
+            restored_commit=target.annotations.get(ANNOTATION_PREFIX + "commit"),
+            version=after[name].version,
+        )
+        for name, current, target in targets
+    ]
 
 
 def pick_rollback_version(cluster, name: str, current, to_commit: str | None):
@@ -491,3 +582,25 @@ def pick_rollback_version(cluster, name: str, current, to_commit: str | None):
     return None
 
 
+
+
+# -- smoke and graph: other readings of the same stages ----------------------------------
+def smoke(settings: Settings, reporter: Reporter, allow_dirty: bool, only: str | None) -> tuple[Artifacts, list[SmokeRun]]:
+    """The `smoke` task: checks (sample folder, templates) first, then build, then the runs."""
+    artifacts = tag_stage(settings, allow_dirty)
+    sample_folder(settings)
+    specs = dependency_order(render_stage(settings, artifacts, write=False))
+    check_pipeline(specs, only)
+    build_stage(settings, reporter, artifacts)
+    return replace(artifacts, specs=specs), smoke_stage(settings, reporter, artifacts, specs, only)
+
+
+def plan_graph(settings: Settings, reporter: Reporter, allow_dirty: bool):
+    """The dry-run plan of `deploy`, plus the pipelines deleted from the templates, as a graph."""
+    from invoke_pachyderm.stages.graph import build_graph, owned_but_not_rendered
+
+    cluster = _Connection(settings, reporter)
+    options = DeployOptions(dry_run=True, allow_dirty=allow_dirty, allow_older=True)
+    planned = plan(settings, reporter, options, cluster)
+    deleted = owned_but_not_rendered(cluster.get().deployed(), planned.specs, planned.owner)
+    return planned.artifacts(), build_graph(list(planned.specs), planned.all_changes, deleted)

@@ -1,6 +1,6 @@
 """The plan as a picture: input repos -> pipelines, each pipeline marked with what a deploy does to it.
 
-Built from the same plan as `deploy --dry-run` (`flow.deploy` with `dry_run`), so the picture and the
+Built from the same plan as `deploy --dry-run` (`flow.plan_graph`: `flow.plan`), so the picture and the
 deploy cannot disagree. Rendered as Mermaid (GitHub and GitLab render it in Markdown) or Graphviz DOT.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from invoke_pachyderm.core.artifacts import Artifacts, PipelineChange, RenderedSpec
+from invoke_pachyderm.core.artifacts import PipelineChange, RenderedSpec
 
 ACTIONS = ("create", "update", "unchanged", "delete")
 # Past tense for a plan that was applied; the dry-run words otherwise.
@@ -67,12 +67,12 @@ def build_graph(
     return graph
 
 
-def owned_but_not_rendered(deployed: Mapping[str, Any], artifacts: Artifacts, owner) -> dict[str, dict]:
+def owned_but_not_rendered(deployed: Mapping[str, Any], specs: Iterable[RenderedSpec], owner) -> dict[str, dict]:
     """Pipelines this project owns (ownership.py: the owner annotation) that no template renders:
     what `deploy --prune` would delete. Other owners' and hand-made pipelines are never claimed."""
     from invoke_pachyderm.stages.ownership import owned
 
-    rendered = {spec.name for spec in artifacts.specs}
+    rendered = {spec.name for spec in specs}
     return {name: pipeline.spec for name, pipeline in owned(deployed, owner).items() if name not in rendered}
 
 
@@ -140,16 +140,3 @@ def _action(graph: PlanGraph, name: str) -> str:
 
 
 FORMATS = {"mermaid": to_mermaid, "dot": to_dot}
-
-
-def plan_graph(settings, reporter, allow_dirty: bool) -> tuple[Artifacts, PlanGraph]:
-    """The dry-run plan of `deploy`, plus the pipelines deleted from the templates, as a graph."""
-    from invoke_pachyderm.stages import flow
-
-    options = flow.DeployOptions(dry_run=True, allow_dirty=allow_dirty, allow_older=True)
-    artifacts = flow.deploy(settings, reporter, options)
-    from invoke_pachyderm.stages.ownership import resolve_owner
-
-    owner = resolve_owner(settings, artifacts.git)
-    deleted = owned_but_not_rendered(flow.connect(settings, reporter).deployed(), artifacts, owner)
-    return artifacts, build_graph(artifacts.specs, artifacts.changes, deleted)

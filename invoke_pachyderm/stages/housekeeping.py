@@ -1,6 +1,8 @@
 """`prune` on its own: what `deploy --prune` does after its transaction, without deploying."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from invoke_pachyderm.stages import flow
 from invoke_pachyderm.stages import prune
 from invoke_pachyderm.core.artifacts import Artifacts
@@ -19,12 +21,11 @@ def prune_pipelines(settings: Settings, reporter: Reporter, dry_run: bool, keep_
             "so commit (or stash) first"
         )
     specs = flow.render_stage(settings, artifacts, write=False)
+    artifacts = replace(artifacts, specs=specs)
     cluster = flow.connect(settings, reporter)
     owner = resolve_owner(settings, artifacts.git)
     doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs)
     if dry_run or not doomed:
-        artifacts.changes = prune.deletion_changes(doomed)
-        return artifacts
+        return replace(artifacts, changes=prune.deletion_changes(doomed))
     check = guard(cluster, {p.name: p.version for p in doomed}, settings.project_dir, artifacts.git.commit, True)
-    flow.prune_after_apply(cluster, reporter, artifacts, owner, doomed, keep_repo, check)
-    return artifacts
+    return replace(artifacts, changes=flow.prune_after_apply(cluster, reporter, specs, doomed, keep_repo, check))

@@ -108,8 +108,9 @@ class Teardown:
 
 
 def teardown(settings, reporter, dry_run: bool = False) -> Teardown:
-    from invoke_pachyderm.stages import flow
     from invoke_pachyderm.stages.concurrency import guard
+    from invoke_pachyderm.stages.connection import connect
+    from invoke_pachyderm.core.gitinfo import read_git_info_or_none
     from invoke_pachyderm.stages.ownership import resolve_owner
     from invoke_pachyderm.stages.prune import delete
 
@@ -117,8 +118,8 @@ def teardown(settings, reporter, dry_run: bool = False) -> Teardown:
         raise UsageError(
             "teardown: which preview? pass --preview N (the pull request number) or set INVOKE_PACHYDERM_PREVIEW"
         )
-    cluster = flow.connect(settings, reporter)
-    owner = resolve_owner(settings, flow.git_or_none(settings))
+    cluster = connect(settings, reporter)
+    owner = resolve_owner(settings, read_git_info_or_none(settings.project_dir))
     result = Teardown(project=cluster.project, dry_run=dry_run)
     if not cluster.project_exists():
         result.note = f"project {cluster.project} does not exist; nothing to tear down"

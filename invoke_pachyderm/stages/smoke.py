@@ -100,19 +100,6 @@ def smoke_stage(
     return runs
 
 
-def smoke(settings: Settings, reporter: Reporter, allow_dirty: bool, only: str | None) -> tuple[Artifacts, list[SmokeRun]]:
-    """The `smoke` task: checks (sample folder, templates) first, then build, then the runs."""
-    from invoke_pachyderm.stages import flow
-    from invoke_pachyderm.stages.plan import dependency_order
-
-    artifacts = flow.tag_stage(settings, allow_dirty)
-    sample_folder(settings)
-    specs = dependency_order(flow.render_stage(settings, artifacts, write=False))
-    check_pipeline(specs, only)
-    flow.build_stage(settings, reporter, artifacts)
-    return artifacts, smoke_stage(settings, reporter, artifacts, specs, only)
-
-
 def smoke_before_push(
     settings: Settings, reporter: Reporter, artifacts: Artifacts, specs: list[RenderedSpec]
 ) -> Callable[[], None] | None:
