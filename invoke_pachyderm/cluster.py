@@ -11,9 +11,9 @@ makeEffectiveSpec). There:
 * whether the defaults changed since a pipeline's version is found by merging the current
   cluster and project defaults (two RPCs per deploy) under its stored user JSON and comparing
   with its stored effective spec, as SetClusterDefaults(regenerate) decides it;
-* creates and updates go through CreatePipelineV2 inside the transaction, with the user's JSON
-  verbatim, so explicit zero values survive (the legacy CreatePipeline re-marshals the request
-  with protojson, which drops them).
+* creates and updates carry the user's JSON verbatim as the user spec (CreatePipelineV2 or a
+  CreatePipelineTransaction in the batch, see Cluster.apply), so explicit zero values survive
+  (the legacy CreatePipeline re-marshals the request with protojson, which drops them).
 
 Below 2.8, the legacy CreatePipeline and `plan.normalize_pair` (pachd's own defaults) are used.
 The >= 2.8 messages come from `pps_v28` (python-pachyderm 7.6 has none of them); those calls use a
