@@ -24,16 +24,84 @@ def target(pachd):
     return PachdTarget(host="127.0.0.1", port=pachd.port, tls=False, token=None, source="test")
 
 
-def test_apply_creates_all_in_one_transaction(pachd, target):
+def writes(pachd) -> list[str]:
+    """The calls that could change something (pachd >= 2.8 dry runs aside)."""
+    reads = {"GetVersion", "ListPipeline", "ListRepo", "GetClusterDefaults", "GetProjectDefaults"}
+    return [c for c in pachd.calls if c not in reads and not (c == "CreatePipelineV2" and pachd.has_defaults)]
+
+
+def test_apply_creates_all_in_one_batch(pachd, target):
+    cluster = Cluster(target, "default")
+    many = [spec("p0")] + [spec(f"p{i}", repo=f"p{i - 1}") for i in range(1, 30)]
+    cluster.apply(batch(*many), reprocess=False)
+    assert pachd.pipeline_versions() == {f"p{i}": 1 for i in range(30)}
+    assert writes(pachd) == ["BatchTransaction"]  # no StartTransaction, no append per pipeline
+    if pachd.has_defaults:  # one dry run each, for pachd's own effective spec
+        assert pachd.calls.count("CreatePipelineV2") == 30
+
+
+def test_updates_go_in_one_batch_too(pachd, target):
     cluster = Cluster(target, "default")
     cluster.apply(batch(spec("a"), spec("b", repo="a")), reprocess=False)
+    updates = [(r, {**body, "description": "v2"}, True) for r, body, _ in batch(spec("a"), spec("b", repo="a"))]
+    cluster.apply(updates, reprocess=False)
+    assert pachd.pipeline_versions() == {"a": 2, "b": 2}
+    assert writes(pachd) == ["BatchTransaction", "BatchTransaction"]
+    assert cluster.deployed()["b"].spec.get("description") == "v2"
+
+
+def test_a_failing_request_in_the_batch_applies_nothing(pachd, target):
+    """pachd runs the batch in one SQL transaction: the third create fails (its input repo does
+    not exist), so the first two are not made either; the error names the pipeline."""
+    cluster = Cluster(target, "default")
+    with pytest.raises(PachdError) as raised:
+        cluster.apply(batch(spec("a"), spec("b"), spec("c", repo="nowhere")), reprocess=False)
+    assert "at pipeline c" in str(raised.value) and "nothing was changed" in str(raised.value)
+    assert pachd.pipeline_versions() == {}
+    assert writes(pachd) == ["BatchTransaction"]
+
+
+def test_the_guard_runs_right_before_the_batch_and_can_stop_it(pachd, target):
+    cluster = Cluster(target, "default")
+    seen = []
+
+    def guard():
+        seen.append(list(writes(pachd)))
+        raise PachdError("another deploy is running")
+
+    with pytest.raises(PachdError, match="another deploy"):
+        cluster.apply(batch(spec("a"), spec("b")), reprocess=False, before_finish=guard)
+    assert seen == [[]]  # every dry run was done, nothing was sent yet
+    assert writes(pachd) == [] and pachd.pipeline_versions() == {}
+
+
+def test_pachd_checks_only_its_handlers_make_keep_the_per_pipeline_path(pachd, target):
+    """A batch skips the CreatePipeline(V2) handler's checks (api_server.go validateSecret, up to
+    2.11 validateEnterpriseChecks): a spec naming a Kubernetes secret goes through the handler,
+    in a started transaction, still all or nothing."""
+    cluster = Cluster(target, "default")
+    secret = {**spec("b"), "transform": {"image": "busybox:1", "secrets": [{"name": "s", "env_var": "S", "key": "k"}]}}
+    cluster.apply(batch(spec("a"), secret), reprocess=False)
     assert pachd.pipeline_versions() == {"a": 1, "b": 1}
+    assert "BatchTransaction" not in pachd.calls
     assert "StartTransaction" in pachd.calls and "FinishTransaction" in pachd.calls
+
+
+def test_a_create_past_the_community_pipeline_limit_goes_through_the_handler(pachd, target):
+    """Up to pachd 2.11, CreatePipeline refuses a create once the cluster has 16 pipelines and no
+    licence; a batch would not ask. The double (no enterprise service) lets the handler pass."""
+    cluster = Cluster(target, "default")
+    cluster.apply(batch(*[spec(f"p{i}") for i in range(16)]), reprocess=False)
+    cluster.apply(batch(spec("late")), reprocess=False)
+    assert pachd.pipeline_versions()["late"] == 1
+    below_212 = cluster.version < (2, 12)
+    assert pachd.calls.count("BatchTransaction") == (1 if below_212 else 2)
+    assert ("StartTransaction" in pachd.calls) == below_212
 
 
 def test_a_failed_finish_names_the_pipeline_and_applies_nothing(pachd, target):
     cluster = Cluster(target, "default")
-    pachd.fail_next("FinishTransaction", grpc.StatusCode.INTERNAL, message="error running request 2 of 2: boom")
+    pachd.fail_next("BatchTransaction", grpc.StatusCode.INTERNAL, message="error running request 2 of 2: boom")
     with pytest.raises(PachdError) as raised:
         cluster.apply(batch(spec("a"), spec("b")), reprocess=False)
     assert "at pipeline b" in str(raised.value) and "nothing was changed" in str(raised.value)
@@ -123,3 +191,35 @@ def test_pachd_stopping_mid_transaction_applies_nothing(pachd, target):
         cluster.apply(batch(spec("a"), spec("b")), reprocess=False)
     assert "nothing was changed" in str(raised.value)
     assert pachd.pipeline_versions() == {}
+
+
+def test_a_batched_pipeline_stores_the_specs_createpipelinev2_would(pachd, target):
+    """pachd >= 2.8: the user JSON as sent, and pachd's effective spec (from its dry run): the same
+    details and, as a message, the same effective spec as a CreatePipelineV2 outside a batch."""
+    import json
+
+    from google.protobuf import json_format
+    from python_pachyderm.proto.v2.pps import pps_pb2
+
+    if not pachd.has_defaults:
+        pytest.skip("user and effective specs arrived in pachd 2.8")
+    pachd.set_project_defaults('{"createPipelineRequest": {"autoscaling": true, "datumTries": 5}}')
+    cluster = Cluster(target, "default")
+    body = {**spec("batched"), "autoscaling": False}
+    cluster.apply(batch(body), reprocess=False)
+    assert "BatchTransaction" in pachd.calls
+    cluster._create_v2({**spec("direct"), "autoscaling": False}, update=False, reprocess=False, transaction_id=None)
+    deployed = cluster.deployed()
+    batched, direct = deployed["batched"], deployed["direct"]
+
+    assert json.loads(batched.user_spec_json) == {**body, "pipeline": {"name": "batched", "project": {"name": "default"}}}
+
+    def effective(p):
+        message = json_format.Parse(p.effective_spec_json, pps_pb2.CreatePipelineRequest())
+        message.ClearField("pipeline")
+        return message
+
+    assert effective(batched) == effective(direct)
+    assert effective(batched).datum_tries == 5 and not effective(batched).autoscaling
+    assert {**batched.spec, "pipeline": None} == {**direct.spec, "pipeline": None}
+    assert not cluster.defaults_changed(batched)

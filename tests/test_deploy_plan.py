@@ -25,8 +25,8 @@ def chain(tmp_path, services, registry, cluster, unique_repo):
 
 
 def create_rpc(cluster) -> str:
-    """The RPC a deploy creates pipelines with: CreatePipelineV2 from pachd 2.8 on."""
-    return "CreatePipelineV2" if cluster.has_defaults else "CreatePipeline"
+    """The RPC a deploy creates and updates pipelines with: one BatchTransaction for them all."""
+    return "BatchTransaction"
 
 
 def describe(project, text, *names):
@@ -68,9 +68,9 @@ def test_only_changed_pipelines_are_updated_in_dependency_order(chain, cluster, 
     result = chain.invoke("deploy")
     assert result.code == 0, result.stderr
     creates = [c for c in cluster.calls if c == create_rpc(cluster)]
-    assert len(creates) == 3
+    assert len(creates) == 1 and cluster.pipeline_versions() == {"first": 1, "second": 1, "third": 1}
     # In one transaction the double, like pachd, needs an input repo to exist when a pipeline is
-    # appended, so `second` before `first` would have failed: success shows the order.
+    # created, so `second` before `first` would have failed: success shows the order.
     order = [line.split(":")[0] for line in result.stdout.splitlines()[:-1]]  # then the timings line
     assert order == ["first", "second", "third"]  # templates were written in reverse order
 
@@ -93,7 +93,7 @@ def test_only_changed_pipelines_are_updated_in_dependency_order(chain, cluster, 
 def test_a_failure_in_the_transaction_applies_nothing(chain, cluster):
     assert chain.invoke("deploy").code == 0
     describe(chain, "v2", "first", "third")
-    cluster.fail_next("FinishTransaction", grpc.StatusCode.INTERNAL, message="etcd lost its leader")
+    cluster.fail_next("BatchTransaction", grpc.StatusCode.INTERNAL, message="etcd lost its leader")
     result = chain.invoke("deploy")
     assert result.code == 8
     assert "etcd lost its leader" in result.stderr and "nothing was changed" in result.stderr
@@ -104,7 +104,10 @@ def test_a_failure_in_the_transaction_applies_nothing(chain, cluster):
 def test_a_rejected_pipeline_names_itself_and_applies_nothing(chain, cluster):
     assert chain.invoke("deploy").code == 0
     describe(chain, "v2", "first", "third")
-    cluster.fail_next(create_rpc(cluster), grpc.StatusCode.PERMISSION_DENIED, count=1, message="not allowed")
+    # pachd authorizes each create inside the transaction (CreatePipelineInTransaction) and
+    # names the request that failed
+    cluster.fail_next(create_rpc(cluster), grpc.StatusCode.PERMISSION_DENIED, count=1,
+                      message="error running request 1 of 2: not allowed")
     result = chain.invoke("deploy")
     assert result.code == 8
     assert "pipeline first" in result.stderr and "not allowed" in result.stderr

@@ -260,8 +260,7 @@ def test_ctrl_c_during_the_transaction_applies_nothing(project, registry, unique
     assert project.invoke("deploy").code == 0
     project.write("code.txt", "v2\n")
     second = project.commit("v2")
-    # the RPC a deploy creates pipelines with: CreatePipelineV2 from pachd 2.8 on
-    cluster.set_delay(30, method="CreatePipelineV2" if cluster.has_defaults else "CreatePipeline")
+    cluster.set_delay(30, method="BatchTransaction")  # the one RPC that changes the pipelines
     result = interrupt(project, "deploy", when=lambda err: "== apply" in err)
     one_clean_error(
         result, 130, "interrupted during the transaction", f"pushed {registry.host}/{unique_repo}:{second}",

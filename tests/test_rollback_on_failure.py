@@ -46,7 +46,7 @@ def test_a_crashing_deploy_is_rolled_back_in_one_transaction(project, client, cl
     first = project.head
     good_image = inspect(client, "edges").details.transform.image
     break_edges(project)
-    before = cluster.calls.count("FinishTransaction")
+    before = cluster.calls.count("BatchTransaction")
 
     result = project.invoke("deploy", "--rollback-on-failure", "--timeout", "20")
 
@@ -59,7 +59,7 @@ def test_a_crashing_deploy_is_rolled_back_in_one_transaction(project, client, cl
     assert info.details.transform.image == good_image
     assert dict(info.details.metadata.annotations)[ANNOTATION + "commit"] == first
     assert inspect(client, "montage").version == 1  # unchanged by the deploy, untouched by the rollback
-    assert cluster.calls.count("FinishTransaction") - before == 2  # the deploy, then the rollback
+    assert cluster.calls.count("BatchTransaction") - before == 2  # the deploy, then the rollback
 
 
 def test_without_the_flag_the_broken_version_stays(project, client):

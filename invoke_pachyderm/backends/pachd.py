@@ -11,9 +11,9 @@ makeEffectiveSpec). There:
 * whether the defaults changed since a pipeline's version is found by merging the current
   cluster and project defaults (two RPCs per deploy) under its stored user JSON and comparing
   with its stored effective spec, as SetClusterDefaults(regenerate) decides it;
-* creates and updates go through CreatePipelineV2 inside the transaction, with the user's JSON
-  verbatim, so explicit zero values survive (the legacy CreatePipeline re-marshals the request
-  with protojson, which drops them).
+* creates and updates carry the user's JSON verbatim as the user spec (CreatePipelineV2 or a
+  CreatePipelineTransaction in the batch, see Cluster.apply), so explicit zero values survive
+  (the legacy CreatePipeline re-marshals the request with protojson, which drops them).
 
 Below 2.8, the legacy CreatePipeline and `pachd_forms.normalize_pair` (pachd's own defaults) are used.
 The >= 2.8 messages come from `pps_v28` (python-pachyderm 7.6 has none of them); those calls use a
@@ -57,6 +57,10 @@ class DeployedPipeline:
 
 
 DEFAULTS_VERSION = (2, 8)
+# src/server/enterprise/limits/limits.go, enforced by api_server.go validateEnterpriseChecks
+# (removed in 2.12)
+COMMUNITY_PIPELINES, COMMUNITY_PARALLELISM = 16, 8
+ENTERPRISE_LIMITS_GONE = (2, 12)
 
 
 class Cluster:
@@ -75,6 +79,7 @@ class Cluster:
         self.version = self._check_reachable()
         self.has_defaults = self.version >= DEFAULTS_VERSION
         self._defaults: tuple[str, str] | None = None
+        self._pipelines_seen: int | None = None  # on the whole cluster, see _needs_handler_checks
 
     def _open_channel(self):
         import grpc
@@ -95,15 +100,25 @@ class Cluster:
 
     def _v28(self, method: str, request, transaction_id: str | None = None):
         """One of the >= 2.8 RPCs python-pachyderm 7.6 lacks (raw grpc.RpcError on failure)."""
+        return self._v28_callable(method, request)(
+            request, metadata=self._metadata(transaction_id), timeout=CONNECT_TIMEOUT * 6
+        )
+
+    def _v28_future(self, method: str, request):
+        """The same call sent without waiting (its result() raises grpc.RpcError)."""
+        return self._v28_callable(method, request).future(
+            request, metadata=self._metadata(), timeout=CONNECT_TIMEOUT * 6
+        )
+
+    def _v28_callable(self, method: str, request):
         from invoke_pachyderm.backends.pachd_v28 import METHODS, SERVICE, messages
 
         response_type = getattr(messages(), METHODS[method][1])
-        call = self.channel.unary_unary(
+        return self.channel.unary_unary(
             SERVICE + method,
             request_serializer=type(request).SerializeToString,
             response_deserializer=response_type.FromString,
         )
-        return call(request, metadata=self._metadata(transaction_id), timeout=CONNECT_TIMEOUT * 6)
 
     def _check_reachable(self) -> tuple[int, int]:
         """GetVersion with a deadline: a refused connection fails at once, a black hole in 10 s."""
@@ -172,6 +187,7 @@ class Cluster:
 
     def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
         infos = self.call("ListPipeline", self.client.list_pipeline, details=True)
+        self._pipelines_seen = len(infos)
         wanted = set(names) if names is not None else None
         result = {}
         for info in infos:
@@ -314,8 +330,135 @@ class Cluster:
     ) -> None:
         """Create or update (spec, body, exists) in one transaction: all or nothing.
 
-        `before_finish` runs (outside the transaction) right before it is finished; if it raises,
-        the transaction is deleted unfinished."""
+        One BatchTransaction (in every pachd 2.x: transaction.proto since 2.0.0) runs the requests
+        once, in one SQL transaction (driver.go batchTransaction). Appending them one by one to a
+        started transaction dry-runs the whole transaction on every append (appendTransaction):
+        quadratic in the number of pipelines. `before_finish` runs right before the batch (or the
+        FinishTransaction); if it raises, nothing is sent."""
+        requests = self._batch_requests(specs, reprocess)
+        if requests is None:
+            self._apply_appending(specs, reprocess, before_finish)
+        else:
+            self._apply_batch(specs, requests, before_finish)
+
+    def _batch_requests(self, specs, reprocess: bool):
+        """One TransactionRequest per spec, or None when only the per-pipeline RPCs keep pachd's
+        checks (see _needs_handler_checks) or the request cannot be built without loss."""
+        from python_pachyderm.proto.v2.transaction import transaction_pb2
+
+        if self.has_defaults:
+            pairs = self._effective_requests(specs, reprocess)
+            if pairs is None:
+                return None
+        else:
+            pairs = [
+                (self.request(body, update=exists, reprocess=reprocess and exists), None)
+                for _, body, exists in specs
+            ]
+        if self._needs_handler_checks([request for request, _ in pairs], [exists for _, _, exists in specs]):
+            return None
+        if not self.has_defaults:
+            return [transaction_pb2.TransactionRequest(create_pipeline=request) for request, _ in pairs]
+        return [wrapped for _, wrapped in pairs]
+
+    def _effective_requests(self, specs, reprocess: bool):
+        """pachd >= 2.8: (effective request, TransactionRequest{create_pipeline_v2}) per spec, as
+        CreatePipelineV2 would append it (api_server.go createPipeline): pachd's own effective
+        spec, from one CreatePipelineV2(dry_run) per pipeline (sent together, answered in any
+        order), so no merge of ours decides what is deployed.
+
+        The effective JSON stored is that dry run's answer, protojson of the effective request;
+        pachd itself stores its merge's JSON text. Both parse to the same message, and every reader
+        in pachd parses it (RerunPipeline, Set*Defaults regenerate: protojson.Unmarshal and
+        proto.Equal); only `pachctl inspect pipeline`'s display of it differs (no explicit zero
+        values). None when python-pachyderm's protos lack a field of the effective request
+        (parsing it would drop that field): then CreatePipelineV2 carries the JSON itself."""
+        import grpc
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+        from python_pachyderm.proto.v2.transaction import transaction_pb2
+
+        from invoke_pachyderm.backends.pachd_v28 import messages
+
+        m = messages()
+        pending = []
+        for rendered, body, exists in specs:
+            user_json = self._user_json(body)
+            # update/reprocess false: the answer is then the effective spec alone (createPipeline
+            # copies them into it), fit to store as the effective JSON
+            dry_run = m.CreatePipelineV2Request(create_pipeline_request_json=user_json, dry_run=True)
+            pending.append((rendered.name, user_json, exists, self._v28_future("CreatePipelineV2", dry_run)))
+        pairs = []
+        try:
+            for name, user_json, exists, future in pending:
+                try:
+                    effective_json = future.result().effective_create_pipeline_request_json
+                except grpc.RpcError as error:
+                    raise PachdError(self.describe(error, f"pipeline {name}") + "; nothing was changed") from None
+                request = pps_pb2.CreatePipelineRequest()
+                try:
+                    json_format.Parse(effective_json, request)
+                except json_format.ParseError:
+                    return None
+                request.update = exists
+                request.reprocess = reprocess and exists
+                txn = m.CreatePipelineTransaction(
+                    create_pipeline_request=request.SerializeToString(), user_json=user_json,
+                    effective_json=effective_json,
+                )
+                wrapped = transaction_pb2.TransactionRequest()  # field 11, unknown to python-pachyderm 7.6
+                wrapped.MergeFromString(m.TransactionRequestV28(create_pipeline_v2=txn.SerializeToString()).SerializeToString())
+                pairs.append((request, wrapped))
+        finally:
+            for *_, future in pending:
+                future.cancel()
+        return pairs
+
+    def _needs_handler_checks(self, requests, exists: list[bool]) -> bool:
+        """Checks pachd's CreatePipeline(V2) handler makes outside the transaction, which a batch
+        skips (api_server.go createPipeline / CreatePipeline): validateSecret (a Kubernetes
+        secret named must exist), and up to 2.11 validateEnterpriseChecks (without a licence no
+        create once the cluster has 16 pipelines, no constant parallelism over 8). When one could
+        refuse, the per-pipeline RPCs run, so pachd decides as it would for pachctl."""
+        if any(request.transform.secrets for request in requests):
+            return True
+        creates = [request for request, known in zip(requests, exists) if not known]
+        if not creates or self.version >= ENTERPRISE_LIMITS_GONE:
+            return False
+        if any(request.parallelism_spec.constant > COMMUNITY_PARALLELISM for request in creates):
+            return True
+        return self._pipeline_count() >= COMMUNITY_PIPELINES
+
+    def _pipeline_count(self) -> int:
+        """Pipelines on the cluster, in every project (as last listed, else listed now)."""
+        if self._pipelines_seen is None:
+            self._pipelines_seen = len(self.call("ListPipeline", self.client.list_pipeline, details=False))
+        return self._pipelines_seen
+
+    def _apply_batch(self, specs, requests, before_finish) -> None:
+        import grpc
+        from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
+
+        try:
+            if before_finish is not None:
+                before_finish()
+            transaction_pb2_grpc.APIStub(self.channel).BatchTransaction(
+                transaction_pb2.BatchTransactionRequest(requests=requests), metadata=self._metadata()
+            )
+        except grpc.RpcError as error:
+            what = "the deploy transaction"
+            if failed := _failed_request(error, specs):
+                what = f"the deploy transaction, at pipeline {failed}"
+            raise PachdError(self.describe(error, what) + "; nothing was changed") from None
+        except KeyboardInterrupt:
+            # pachd ran the whole batch or none of it; closing the channel cancels the call (no
+            # RPC left running at exit) and Progress reads what happened on a fresh channel
+            self.channel.close()
+            raise
+        self._pipelines_seen = None
+
+    def _apply_appending(self, specs, reprocess: bool, before_finish) -> None:
+        """StartTransaction, one CreatePipeline(V2) per spec inside it, FinishTransaction."""
         import grpc
 
         transaction = self.call("StartTransaction", self.client.start_transaction)
@@ -353,6 +496,7 @@ class Cluster:
             raise
         finally:
             self._leave_transaction()
+        self._pipelines_seen = None
 
     def _leave_transaction(self) -> None:
         """Back to plain calls; python-pachyderm rebuilds its channel on every set, so only when needed."""
@@ -436,15 +580,19 @@ class Cluster:
         """CreatePipelineV2 with the user's JSON as written (plus our project) in the transaction."""
         from invoke_pachyderm.backends.pachd_v28 import messages
 
+        request = messages().CreatePipelineV2Request(
+            create_pipeline_request_json=self._user_json(body), update=update, reprocess=reprocess
+        )
+        self._v28("CreatePipelineV2", request, transaction_id)
+
+    def _user_json(self, body: Mapping[str, Any]) -> str:
+        """The spec as the user wrote it, plus our project: pachd stores it as the user spec."""
         spec = dict(body)
         pipeline = dict(spec.get("pipeline") or {})
         if not (pipeline.get("project") or {}).get("name"):
             pipeline["project"] = {"name": self.project}
         spec["pipeline"] = pipeline
-        request = messages().CreatePipelineV2Request(
-            create_pipeline_request_json=json.dumps(spec, sort_keys=True), update=update, reprocess=reprocess
-        )
-        self._v28("CreatePipelineV2", request, transaction_id)
+        return json.dumps(spec, sort_keys=True)
 
     def request(self, body: Mapping[str, Any], update: bool, reprocess: bool):
         from google.protobuf import json_format

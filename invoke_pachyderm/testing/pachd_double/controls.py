@@ -136,6 +136,8 @@ def _guarded(handler, delay: float, failure: RpcFailure | None):
     def guard(context):
         if delay:
             time.sleep(delay)
+            if not context.is_active():  # the client cancelled meanwhile: pachd's ctx is done
+                context.abort(grpc.StatusCode.CANCELLED, "context canceled")
         if failure is not None:
             context.abort(failure.code, failure.message)
 

@@ -14,7 +14,7 @@ from python_pachyderm.proto.v2.transaction import transaction_pb2
 from . import lifecycle, pps_ops
 from .images import RegistryChecker
 from .state import ClusterState
-from .transactions import TransactionStore, apply_request, new_info, run_requests, with_request
+from .transactions import TransactionStore, apply_request, new_info, pre_tx_ops, run_requests, with_request
 
 
 class Engine:
@@ -79,6 +79,7 @@ class Engine:
 
     def append(self, txn_id: str, request) -> transaction_pb2.TransactionInfo:
         """Dry-run the transaction plus ``request``; keep the request only if it all works."""
+        pre_tx_ops([request])  # driver.go appendTransaction
         with self._lock:
             info = self._transactions.get(txn_id)
             requests = list(info.requests) + [request]
@@ -95,6 +96,8 @@ class Engine:
             return info
 
     def batch_transaction(self, requests) -> transaction_pb2.TransactionInfo:
+        """driver.go batchTransaction: PreTxOps, then runTransaction in one write, nothing stored."""
+        pre_tx_ops(requests)
         info = new_info(requests)
         self.write(lambda state: run_requests(state, info.requests, self.clock))
         return info

@@ -230,7 +230,7 @@ class PachdDouble:
         self.controls.fail_next(method, code, count, message)
 
     def stop_during_transaction(self) -> None:
-        """The next FinishTransaction stops the server before applying anything."""
+        """The next FinishTransaction or BatchTransaction stops the server before applying anything."""
         self.controls.stop_on_next_finish()
 
     @property

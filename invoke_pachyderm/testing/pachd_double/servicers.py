@@ -146,6 +146,9 @@ class TransactionServicer(transaction_pb2_grpc.APIServicer):
 
     @rpc
     def BatchTransaction(self, request, context):
+        if self.controls.take_stop_on_finish():
+            self.crash()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "pachd went away during BatchTransaction")
         return self.engine.batch_transaction(request.requests)
 
     @rpc

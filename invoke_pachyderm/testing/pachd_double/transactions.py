@@ -13,6 +13,7 @@ import uuid
 from python_pachyderm.proto.v2.transaction import transaction_pb2
 
 from . import pfs_ops, pps_ops
+from invoke_pachyderm.backends.pachd_v28 import messages
 from .pps_v28_ops import create_pipeline_transaction
 from .errors import RpcFailure, not_found, unimplemented, unknown
 from .state import ClusterState, now_timestamp
@@ -34,6 +35,17 @@ def apply_request(state: ClusterState, request: transaction_pb2.TransactionReque
         pps_ops.create_pipeline(state, create_request, clock, user_json=user_json, effective_json=effective_json)
     else:
         raise unknown("unrecognized transaction request type")
+
+
+def pre_tx_ops(requests) -> None:
+    """transactionenv/env.go PreTxOps (>= 2.8): a CreatePipelineTransaction without its request
+    is refused before any SQL transaction. (Its Determined side effects are not modelled.)"""
+    for request in requests:
+        payload = messages().TransactionRequestV28.FromString(request.SerializeToString()).create_pipeline_v2
+        if payload and not messages().CreatePipelineTransaction.FromString(payload).create_pipeline_request:
+            raise unknown(
+                "run pre-transaction operations: nil CreatePipelineRequest in CreatePipelineTransaction"
+            )
 
 
 def run_requests(state: ClusterState, requests, clock) -> None:
