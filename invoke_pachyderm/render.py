@@ -7,6 +7,7 @@ schema check run on every template alike.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -152,10 +153,12 @@ def fill_simple(path: Path, root: Path, variables: Mapping[str, Any]) -> str | N
     Jinja renders it (and reports what is wrong: an undefined name, a symlink out of the project).
     Jinja turns \\r\\n into \\n and has blocks, comments and whitespace control: such templates are
     left to it."""
-    if not path.resolve().is_relative_to(root):
+    resolved = os.path.realpath(path)
+    if not resolved.startswith(str(root) + os.sep):
         return None
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(resolved, "rb") as file:
+            text = file.read().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     if "{%" in text or "{#" in text or "\r" in text:
@@ -252,7 +255,17 @@ def write_specs(specs: list[RenderedSpec], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for rendered in specs:
         rendered.path = out_dir / f"{rendered.name}.json"
-        rendered.path.write_text(json.dumps(rendered.spec, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(rendered.spec, indent=2, sort_keys=True) + "\n"
+        if _read_or_none(rendered.path) != text:  # rewriting a file costs ~100x reading it
+            rendered.path.write_text(text)
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def __getattr__(name: str):

@@ -3,6 +3,7 @@ be exactly what Jinja renders, and every check after rendering must still fire."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,21 @@ def test_a_symlink_inside_the_project_is_followed(project):
     (project / "templates" / "edges.json.j2").symlink_to(project / "shared.json.j2")
     [spec] = render_specs(settings_for(project), artifacts())
     assert json.dumps(spec.spec).count(artifacts().images["main"].ref) == 1
+
+
+def test_write_specs_leaves_an_unchanged_file_alone_and_rewrites_a_changed_one(project):
+    from invoke_pachyderm.render import write_specs
+
+    write(project, "a.json.j2", spec_text(name="a"))
+    write(project, "b.json.j2", spec_text(name="b"))
+    out = project / "build"
+    write_specs(render_specs(settings_for(project), artifacts()), out)
+    os.utime(out / "a.json", ns=(1, 1))
+    os.utime(out / "b.json", ns=(1, 1))
+    (out / "b.json").write_text("edited by hand\n")
+    os.utime(out / "b.json", ns=(1, 1))
+    specs = render_specs(settings_for(project), artifacts())
+    write_specs(specs, out)
+    assert (out / "a.json").stat().st_mtime_ns == 1  # not rewritten
+    assert json.loads((out / "b.json").read_text()) == specs[1].spec
+    assert [s.path for s in specs] == [out / "a.json", out / "b.json"]
