@@ -722,3 +722,86 @@ def test_a_field_newer_than_the_client_protos_is_named_never_dropped():
     message = str(raised.value)
     assert message.startswith("templates/edges.json.j2: $.maximum_expected_uptime: field 'maximum_expected_uptime'")
     assert "pachd >= 2.9" in message and "remove it" in message
+
+
+# --------------------------------------------------------------------------- the fast check (issue 12)
+
+
+def _every_sample():
+    yield from VALID.values()
+    for spec, *_ in REJECTED:
+        yield spec
+    for field, value in AGREE + STRICTER:
+        yield _with(EDGES, **{field: value})
+    for *_, spec in _mutants():
+        yield spec
+
+
+def test_fast_check_agrees_with_jsonschema_on_every_sample():
+    """validate_spec trusts fast_schema's "valid": it must never accept what jsonschema refuses
+    (nor refuse what it accepts, or a valid spec would pay for jsonschema)."""
+    from invoke_pachyderm.stages import fast_schema
+
+    fast = fast_schema.compile_schema(validate.load_schema())
+    full = validate._validator()
+    verdicts = {True: 0, False: 0}
+    for spec in _every_sample():
+        expected = full.is_valid(spec)
+        assert fast(spec) == expected, json.dumps(spec)[:300]
+        verdicts[expected] += 1
+    assert verdicts[True] > 500 and verdicts[False] > 2000, verdicts
+
+
+@pytest.mark.parametrize("schema, good, bad", [
+    ({"enum": [1, "a"]}, [1, 1.0, "a"], [True, "1", None]),
+    ({"enum": [False]}, [False], [0, 0.0, None]),
+    ({"type": "integer"}, [1, 2.0, -(2**70)], [True, 1.5, "1", float("inf")]),
+    ({"type": "number", "minimum": 0, "maximum": 1}, [0, 0.5, 1], [-1, 1.5, False, "0.5"]),
+    ({"minimum": 0}, ["-1", None, True, -0.0], [-1, -0.5]),  # only numbers are compared; True is no number
+    ({"pattern": "^a"}, ["ab", 1, None], ["ba", ""]),
+    ({"pattern": "b"}, ["abc"], ["ac"]),  # a search, not a full match
+    ({"minLength": 1}, ["x", 0], [""]),
+    ({"not": {"required": ["a"]}}, [{}, {"b": 1}], [{"a": 1}, [], "a"]),  # `required` holds for a non-object
+    ({"anyOf": [{"type": "string"}, {"type": "null"}]}, ["", None], [0, {}]),
+    ({"dependentSchemas": {"a": {"not": {"required": ["b"]}}}}, [{"a": 1}, {"b": 1}, []], [{"a": 1, "b": 2}]),
+    ({"properties": {"a": {"type": "string"}}, "additionalProperties": False}, [{}, {"a": "x"}, "s"], [{"a": 1}, {"b": 1}]),
+    ({"additionalProperties": {"type": "integer"}}, [{"x": 1}, {}], [{"x": "1"}]),
+    ({"items": {"type": "string"}}, [[], ["a"], {"0": 1}], [[1], ["a", None]]),
+    ({"$ref": "#/$defs/a~1b", "$defs": {"a/b": {"type": "object", "properties": {"n": {"$ref": "#/$defs/a~1b"}}}}},
+     [{}, {"n": {"n": {}}}], [{"n": {"n": 1}}, []]),
+    ({"maxProperties": 0}, [{}, []], [{"a": 1}]),
+])
+def test_fast_check_keywords_follow_jsonschema(schema, good, bad):
+    from invoke_pachyderm.stages import fast_schema
+
+    fast, full = fast_schema.compile_schema(schema), Draft202012Validator(schema)
+    for instance in good:
+        assert fast(instance) and full.is_valid(instance), instance
+    for instance in bad:
+        assert not fast(instance) and not full.is_valid(instance), instance
+
+
+@pytest.mark.parametrize("schema", [{"format": "uri"}, {"patternProperties": {"^a": {}}, "additionalProperties": False},
+                                    {"$ref": "https://example.com/s"}, {"uniqueItems": True}])
+def test_fast_check_refuses_a_keyword_it_does_not_know(schema):
+    """A new keyword in a regenerated schema must send validation to jsonschema, not be skipped."""
+    from invoke_pachyderm.stages import fast_schema
+
+    with pytest.raises(fast_schema.Unsupported):
+        fast_schema.compile_schema(schema)
+
+
+def test_a_valid_spec_is_validated_without_importing_jsonschema_and_an_invalid_one_is_explained():
+    code = (
+        "import sys, json\n"
+        "from invoke_pachyderm.core.errors import TemplateError\n"
+        "from invoke_pachyderm.stages.validate import validate_spec\n"
+        f"validate_spec(json.loads({json.dumps(json.dumps(FULL))}), 'x')\n"
+        "assert 'jsonschema' not in sys.modules\n"
+        "try:\n"
+        "    validate_spec({'pipeline': {'name': 'a'}, 'transform': {'image': 'x'}, 'datum_tries': 'x'}, 'x')\n"
+        "except TemplateError as error:\n"
+        "    print(error)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "x: $.datum_tries: expected an integer, got \"x\""

@@ -11,6 +11,7 @@ adds the owner annotation (a one-time `update`: the owner is part of the spec, n
 """
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from dataclasses import dataclass
@@ -49,12 +50,19 @@ def resolve_owner(settings, git_info: GitInfo | None) -> Owner:
 
 def default_owner(project_dir: Path, repository: str | None) -> str:
     try:
-        prefix = git(project_dir, "rev-parse", "--show-prefix").strip("/")
-        top = Path(git(project_dir, "rev-parse", "--show-toplevel"))
+        top, prefix = _place_in_repository(project_dir)
     except GitStateError:
         prefix, top = "", project_dir
     base = remote_name(repository) if repository else f"local/{top.name}"
     return f"{base}//{prefix}" if prefix else base
+
+
+@functools.lru_cache(maxsize=16)
+def _place_in_repository(project_dir: Path) -> tuple[Path, str]:
+    """(top level, the project's prefix in it): one git process, once per process (a deploy asks
+    three times); a failure is not cached."""
+    top, _, prefix = git(project_dir, "rev-parse", "--show-toplevel", "--show-prefix").partition("\n")
+    return Path(top), prefix.strip("/")
 
 
 def remote_name(url: str) -> str:

@@ -1,15 +1,16 @@
-"""Render pipeline spec templates (sandboxed Jinja2, StrictUndefined), parse and validate them."""
+"""Render pipeline spec templates (sandboxed Jinja2, StrictUndefined), parse and validate them.
+
+A template whose only Jinja is `{{ name.path }}` gets the text Jinja would give without jinja2
+(`fill_simple`); any other goes through `jinja_sandbox`. Parsing, the duplicate-key check and the
+schema check run on every template alike.
+"""
 from __future__ import annotations
 
-import functools
 import json
+import os
 import re
-import traceback
 from pathlib import Path
 from typing import Any, Iterable, Mapping
-
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from invoke_pachyderm.core.artifacts import Artifacts, RenderedSpec
 from invoke_pachyderm.core.config import ConfigError, Settings
@@ -71,72 +72,12 @@ def template_variables(settings: Settings, artifacts: Artifacts) -> dict[str, An
     return {k: v for k, v in variables.items() if v is not None}
 
 
-class OutsideProject(jinja2.TemplateError):
-    """A template or include resolves (through a symlink) to a file outside the project."""
-
-
-class ProjectLoader(jinja2.FileSystemLoader):
-    """Loads only files that resolve inside the project: a symlink must not let a template
-    include any file of the host (a key, /etc/shadow) into a spec that pachd stores."""
-
-    def __init__(self, project_dir: Path):
-        super().__init__(str(project_dir))
-        self.root = Path(project_dir).resolve()
-
-    def get_source(self, environment, template):
-        source, filename, uptodate = super().get_source(environment, template)
-        resolved = Path(filename).resolve()
-        if not resolved.is_relative_to(self.root):
-            raise OutsideProject(
-                f"'{template}' resolves to {resolved}, outside the project {self.root}; "
-                "templates may only read files inside the project"
-            )
-        return source, filename, uptodate
-
-
-MAX_POWER_EXPONENT = 256
-MAX_REPEAT_LENGTH = 1_000_000
-
-
-class CappedSandbox(SandboxedEnvironment):
-    """Jinja's sandbox caps range() (at jinja2.sandbox.MAX_RANGE); this also caps `**` and
-    sequence repetition, which would otherwise hang or exhaust memory (even at compile time,
-    where Jinja folds constants)."""
-
-    intercepted_binops = frozenset({"**", "*"})
-
-    def call_binop(self, context, operator, left, right):
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_POWER_EXPONENT:
-            raise jinja2.exceptions.SecurityError(f"exponent {right} is too large (the limit is {MAX_POWER_EXPONENT})")
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int):
-                    if len(sequence) * count > MAX_REPEAT_LENGTH:
-                        raise jinja2.exceptions.SecurityError(
-                            f"repeating a sequence to {len(sequence) * count} items is too large "
-                            f"(the limit is {MAX_REPEAT_LENGTH})"
-                        )
-        return super().call_binop(context, operator, left, right)
-
-
-@functools.lru_cache(maxsize=8)
-def make_environment(project_dir: Path) -> SandboxedEnvironment:
-    """One per project: a deploy renders twice (before and after the push) and compiles once.
-    Jinja re-reads a template whose file changed (auto_reload)."""
-    return CappedSandbox(
-        loader=ProjectLoader(project_dir),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
-
 def render_specs(
     settings: Settings, artifacts: Artifacts, templates: Iterable[Path] | None = None
 ) -> list[RenderedSpec]:
     """Render and validate every template; raises TemplateError naming file and line or JSON path."""
-    environment = make_environment(settings.project_dir)
     variables = template_variables(settings, artifacts)
+    root = settings.project_dir.resolve()
     rendered: list[RenderedSpec] = []
     seen: dict[str, str] = {}
     for path in templates if templates is not None else find_templates(settings):
@@ -146,7 +87,7 @@ def render_specs(
             document = evaluate_jsonnet(settings.project_dir, source, builtins, settings.vars)
             specs = as_specs(document, source)
         else:
-            specs = render_template(environment, path, source, variables)
+            specs = render_template(settings.project_dir, root, path, source, variables)
         for spec in specs:
             validate_spec(spec, source)
             name = spec["pipeline"]["name"]
@@ -169,30 +110,14 @@ def render_specs(
 
 
 def render_template(
-    environment: SandboxedEnvironment, path: Path, source: str, variables: Mapping[str, Any]
+    project_dir: Path, root: Path, path: Path, source: str, variables: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    try:
-        text = environment.get_template(source).render(**variables)
-    except jinja2.TemplateSyntaxError as error:
-        raise TemplateError(f"{source}:{error.lineno}: template syntax error: {error.message}") from None
-    except jinja2.UndefinedError as error:
-        line = _template_line(error, path)
-        known = ", ".join(sorted(variables))
-        hint = "add others under `vars`"
-        if "image" not in variables and any(f"'{name}'" in str(error.message) for name in ("image", "tag", "image_repository")):
-            hint = "no image is configured: set `image` under [tool.invoke-pachyderm] in pyproject.toml"
-        raise TemplateError(f"{source}:{line}: {error.message}; known variables: {known} ({hint})") from None
-    except jinja2.exceptions.SecurityError as error:
-        raise TemplateError(f"{source}:{_template_line(error, path)}: not allowed in templates: {error}") from None
-    except OutsideProject as error:
-        line = _template_line(error, path)
-        raise TemplateError(f"{source}{'' if line == '?' else ':' + line}: {error}") from None
-    except (OverflowError, MemoryError, RecursionError) as error:
-        raise TemplateError(
-            f"{source}:{_template_line(error, path)}: too large for the template sandbox: {error}"
-        ) from None
-    except jinja2.TemplateError as error:
-        raise TemplateError(f"{source}:{_template_line(error, path)}: {error}") from None
+    """`root` is `project_dir` resolved."""
+    text = fill_simple(path, root, variables)
+    if text is None:
+        from invoke_pachyderm.stages.jinja_sandbox import render_text
+
+        text = render_text(project_dir, path, source, variables)
     if is_yaml(source):
         document = parse_rendered(text, source)
     else:
@@ -213,6 +138,60 @@ def render_template(
                 "remove one"
             )
     return as_specs(document, source)
+
+
+# `{{ name }}` or `{{ name.key.key }}`: a Jinja variable or the items of dicts, nothing else.
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
+# Names Jinja's parser reads as constants or operators, not as variables.
+_NOT_VARIABLES = frozenset({"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else", "self"})
+_PRINTABLE = (str, int, float, bool)  # what Jinja prints as str(value), as this does
+
+
+def fill_simple(path: Path, root: Path, variables: Mapping[str, Any]) -> str | None:
+    """The text Jinja would render from the template at `path`, if its only Jinja is `{{ a.b.c }}`
+    naming defined variables and dict items holding strings, numbers or booleans; else None, and
+    Jinja renders it (and reports what is wrong: an undefined name, a symlink out of the project).
+    Jinja turns \\r\\n into \\n and has blocks, comments and whitespace control: such templates are
+    left to it."""
+    resolved = os.path.realpath(path)
+    if not resolved.startswith(str(root) + os.sep):
+        return None
+    try:
+        with open(resolved, "rb") as file:
+            text = file.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "{%" in text or "{#" in text or "\r" in text:
+        return None
+    pieces = []
+    position = 0
+    for match in _SIMPLE.finditer(text):
+        literal = text[position:match.start()]
+        if "{{" in literal or literal.endswith("{"):  # `{{{ a }}` or a `{{` this cannot fill
+            return None
+        value = _lookup(match[1], variables)
+        if value is None:
+            return None
+        pieces += [literal, value]
+        position = match.end()
+    if "{{" in text[position:]:
+        return None
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _lookup(dotted: str, variables: Mapping[str, Any]) -> str | None:
+    """Jinja's (sandboxed) `a.b`: getattr first, the item when there is no such attribute. Only
+    the item case is handled here (a dict key that is no dict method), and only printable leaves."""
+    first, *keys = dotted.split(".")
+    if first in _NOT_VARIABLES or first not in variables:
+        return None
+    value = variables[first]
+    for key in keys:
+        if type(value) is not dict or hasattr(value, key) or key not in value:
+            return None
+        value = value[key]
+    return str(value) if type(value) in _PRINTABLE else None
 
 
 def as_specs(document: Any, source: str) -> list[dict[str, Any]]:
@@ -272,18 +251,27 @@ def _own_output_input(node: Any, pipeline: str, project: str, path: str) -> str 
     return None
 
 
-def _template_line(error: BaseException, path: Path) -> str:
-    target = str(path.resolve())
-    lines = [
-        frame.lineno
-        for frame in traceback.extract_tb(error.__traceback__)
-        if frame.filename and str(Path(frame.filename).resolve()) == target
-    ]
-    return str(lines[-1]) if lines else "?"
-
-
 def write_specs(specs: list[RenderedSpec], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for rendered in specs:
         rendered.path = out_dir / f"{rendered.name}.json"
-        rendered.path.write_text(json.dumps(rendered.spec, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(rendered.spec, indent=2, sort_keys=True) + "\n"
+        if _read_or_none(rendered.path) != text:  # rewriting a file costs ~100x reading it
+            rendered.path.write_text(text)
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def __getattr__(name: str):
+    # The Jinja environment and its sandbox classes live in jinja_sandbox (imported on first use).
+    if name in ("make_environment", "OutsideProject", "ProjectLoader", "CappedSandbox"):
+        from invoke_pachyderm.stages import jinja_sandbox
+
+        return getattr(jinja_sandbox, name)
+    raise AttributeError(name)

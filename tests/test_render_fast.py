@@ -1,0 +1,159 @@
+"""Templates whose only Jinja is `{{ a.b }}` are filled in without jinja2 (issue 12): the text must
+be exactly what Jinja renders, and every check after rendering must still fire."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from invoke_pachyderm.core.errors import TemplateError
+from invoke_pachyderm.stages.jinja_sandbox import render_text
+from invoke_pachyderm.stages.render import fill_simple, render_specs
+
+from test_render import artifacts, project, settings_for, spec_text, write  # noqa: F401 (project: a fixture)
+
+REPO = Path(__file__).resolve().parent.parent
+VARIABLES = {
+    "image": "reg.example/edges:abc",
+    "commit": "abc",
+    "images": {"main": {"ref": "reg.example/edges:abc", "tag": "abc", "digest": None}},
+    "replicas": 3,
+    "ratio": 0.5,
+    "debug": False,
+    "nested": {"deep": {"value": "x"}, "items": {"a": "b"}, "_hidden": "h"},
+    "listed": ["a", "b"],
+    "true_name": "t",
+}
+
+FILLED = [  # (template, what it renders to): no Jinja needed
+    ('{"image": "{{ image }}"}\n', '{"image": "reg.example/edges:abc"}\n'),
+    ("{{image}}{{ commit }}", "reg.example/edges:abcabc"),
+    ("{{ images.main.ref }}", "reg.example/edges:abc"),
+    ("{{\n  images.main.tag\n}}", "abc"),
+    ("{{ replicas }} {{ ratio }} {{ debug }}", "3 0.5 False"),
+    ("{{ nested.deep.value }} {{ nested._hidden }}", "x h"),
+    ('{"a": {"b": 1}}}} }', '{"a": {"b": 1}}}} }'),  # closing braces are text
+    ("{{ true_name }}", "t"),
+    ("no jinja at all\n\n", "no jinja at all\n\n"),
+    ("tail {{ image }}}", "tail reg.example/edges:abc}"),
+    ("{ {{ image }}", "{ reg.example/edges:abc"),
+    ("é {{ image }} ✓", "é reg.example/edges:abc ✓"),
+]
+
+LEFT_TO_JINJA = [  # (template, why)
+    "{% if debug %}x{% endif %}",  # a block
+    "{# a comment #}",
+    "{{- image }}",  # whitespace control
+    "{{ image -}}\n",
+    "{{ image | upper }}",  # a filter
+    "{{ replicas + 1 }}",
+    "{{ images['main'].ref }}",
+    "{{ nested.items }}",  # a dict method: Jinja's getattr finds it before the item
+    "{{ images.main.digest }}",  # None
+    "{{ listed }}",  # a list prints as its repr: left to Jinja
+    "{{ range }}",  # a Jinja global, not a variable
+    "{{ true }}",  # a constant
+    "{{{ image }}",  # Jinja reads `{{` then `{ image }`
+    "a\r\nb {{ image }}",  # Jinja turns \r\n into \n
+    "{{ undefined_name }}",
+    "{{ images.other.ref }}",
+    "{{ image }",  # unclosed
+]
+
+
+@pytest.mark.parametrize("template, expected", FILLED)
+def test_simple_templates_are_filled_exactly_as_jinja_renders_them(tmp_path, template, expected):
+    path = tmp_path / "t.json.j2"
+    path.write_bytes(template.encode("utf-8"))
+    filled = fill_simple(path, tmp_path.resolve(), VARIABLES)
+    assert filled == expected
+    assert filled == render_text(tmp_path, path, "t.json.j2", VARIABLES)
+
+
+@pytest.mark.parametrize("template", LEFT_TO_JINJA)
+def test_anything_else_is_left_to_jinja(tmp_path, template):
+    path = tmp_path / "t.json.j2"
+    path.write_bytes(template.encode("utf-8"))
+    assert fill_simple(path, tmp_path.resolve(), VARIABLES) is None
+
+
+def test_a_variable_named_like_a_jinja_constant_is_left_to_jinja(tmp_path):
+    path = tmp_path / "t.json.j2"
+    path.write_text("{{ none }}")
+    assert fill_simple(path, tmp_path.resolve(), {"none": "x"}) is None
+
+
+def test_a_simple_template_renders_without_importing_jinja2(project):
+    write(project, "edges.json.j2", spec_text(image="{{ images.main.ref }}"))
+    code = (
+        "import sys\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from pathlib import Path\n"
+        "from test_render import artifacts, settings_for\n"
+        "from invoke_pachyderm.stages.render import render_specs\n"
+        f"specs = render_specs(settings_for(Path({str(project)!r})), artifacts())\n"
+        "print(specs[0].spec['transform']['image'])\n"
+        "print(sorted(m for m in ('jinja2', 'jsonschema') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["reg.example.com/edges:" + artifacts().images["main"].tag, "[]"]
+
+
+# -- the checks after rendering fire for filled templates as for rendered ones ------------------
+def test_a_duplicate_key_in_a_simple_template_is_refused(project):
+    write(project, "edges.json.j2", spec_text().replace('"input"', '"transform": {}, "input"'))
+    with pytest.raises(TemplateError, match=r"templates/edges.json.j2: \$: key 'transform' appears twice"):
+        render_specs(settings_for(project), artifacts())
+
+
+def test_a_schema_error_in_a_simple_template_is_explained(project):
+    write(project, "edges.json.j2", spec_text().replace('"cmd"', '"cmdd"'))
+    with pytest.raises(TemplateError, match=r"templates/edges.json.j2: \$.transform.cmdd: unknown field 'cmdd' "
+                                            r"\(did you mean 'cmd'\?\)"):
+        render_specs(settings_for(project), artifacts())
+
+
+def test_a_simple_yaml_template_is_parsed_as_yaml(project):
+    write(project, "edges.yaml.j2", "pipeline:\n  name: edges\ntransform:\n  image: '{{ image }}'\n  cmd: [sh]\n"
+                                    "input:\n  pfs: {repo: images, glob: /*}\n")
+    [spec] = render_specs(settings_for(project, specs=["templates/*.yaml.j2"]), artifacts())
+    assert spec.spec["transform"] == {"image": artifacts().images["main"].ref, "cmd": ["sh"]}
+
+
+def test_a_simple_template_reached_through_a_symlink_out_of_the_project_is_refused(tmp_path, project):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "edges.json.j2").write_text(spec_text())
+    (project / "templates").rmdir()
+    (project / "templates").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(TemplateError, match="resolves to .*, outside the project"):
+        render_specs(settings_for(project), artifacts())
+
+
+def test_a_symlink_inside_the_project_is_followed(project):
+    (project / "shared.json.j2").write_text(spec_text())
+    (project / "templates" / "edges.json.j2").symlink_to(project / "shared.json.j2")
+    [spec] = render_specs(settings_for(project), artifacts())
+    assert json.dumps(spec.spec).count(artifacts().images["main"].ref) == 1
+
+
+def test_write_specs_leaves_an_unchanged_file_alone_and_rewrites_a_changed_one(project):
+    from invoke_pachyderm.stages.render import write_specs
+
+    write(project, "a.json.j2", spec_text(name="a"))
+    write(project, "b.json.j2", spec_text(name="b"))
+    out = project / "build"
+    write_specs(render_specs(settings_for(project), artifacts()), out)
+    os.utime(out / "a.json", ns=(1, 1))
+    os.utime(out / "b.json", ns=(1, 1))
+    (out / "b.json").write_text("edited by hand\n")
+    os.utime(out / "b.json", ns=(1, 1))
+    specs = render_specs(settings_for(project), artifacts())
+    write_specs(specs, out)
+    assert (out / "a.json").stat().st_mtime_ns == 1  # not rewritten
+    assert json.loads((out / "b.json").read_text()) == specs[1].spec
+    assert [s.path for s in specs] == [out / "a.json", out / "b.json"]
