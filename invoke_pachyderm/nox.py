@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from invoke_pachyderm.adapters.argparsing import ParseStopped, parser_for as _parser_for
-from invoke_pachyderm.core.commands import COMMANDS, Command, Request, execute
+from invoke_pachyderm.commands import COMMANDS, Command, Request, execute
 
 STAGES: dict[str, Command] = {command.session_name: command for command in COMMANDS.values() if command.nox}
 SESSIONS = tuple(STAGES)

@@ -14,7 +14,7 @@ from typing import Any
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from invoke_pachyderm.core.commands import COMMANDS, Command, Request, execute
+from invoke_pachyderm.commands import COMMANDS, Command, Request, execute
 from invoke_pachyderm.core.config import to_plain
 from invoke_pachyderm.core.flags import FlagTask
 from invoke_pachyderm.core.secrecy import install_log_filter

@@ -11,7 +11,7 @@ import pytest
 from invoke_pachyderm.adapters import github_action as action
 from invoke_pachyderm.adapters.argparsing import ParseStopped, add_flags, parser_for
 from invoke_pachyderm.adapters.cli import build_parser
-from invoke_pachyderm.core.commands import COMMANDS, Command
+from invoke_pachyderm.commands import COMMANDS, Command
 from invoke_pachyderm.core.errors import ConfigError
 from invoke_pachyderm.core.flags import Flag, text
 from invoke_pachyderm.nox import STAGES

@@ -63,7 +63,7 @@ def test_the_sdist_builds_the_package_and_ships_no_tests_it_could_not_run(dist):
     (sdist,) = dist.glob("invoke_pachyderm-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"LICENSE", "pyproject.toml", "README.md", "invoke_pachyderm/py.typed", "invoke_pachyderm/core/commands.py"} <= names
+    assert {"LICENSE", "pyproject.toml", "README.md", "invoke_pachyderm/py.typed", "invoke_pachyderm/commands.py"} <= names
     assert "invoke_pachyderm/scaffold/templates/project/pyproject.toml" in names and "docs/ci-and-scaffolding.md" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/"))]
     assert not [n for n in names if Path(n).name.startswith("test_") and n.endswith(".py")]

@@ -28,7 +28,7 @@ def project(tmp_path, services, registry, cluster, unique_repo):
 def deploy_in_process(project, monkeypatch, capsys, *flags: str) -> tuple[dict, int]:
     """`deploy --json` through the same command the adapters run, counting the template renderings."""
     from invoke_pachyderm.stages import flow
-    from invoke_pachyderm.core.commands import COMMANDS, Request, execute
+    from invoke_pachyderm.commands import COMMANDS, Request, execute
 
     for name, value in project.env.items():
         monkeypatch.setenv(name, value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from invoke_pachyderm.core.commands import Command
+from invoke_pachyderm.commands import Command
 from invoke_pachyderm.core.flags import Flag, argparse_hint
 
 

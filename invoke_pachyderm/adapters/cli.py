@@ -15,7 +15,7 @@ from pathlib import Path
 
 from invoke_pachyderm import __version__
 from invoke_pachyderm.adapters.argparsing import add_flags
-from invoke_pachyderm.core.commands import COMMANDS, Request, execute
+from invoke_pachyderm.commands import COMMANDS, Request, execute
 from invoke_pachyderm.core.errors import UsageError
 from invoke_pachyderm.core.flags import argparse_hint
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from typing import Mapping
 
-from invoke_pachyderm.core.commands import COMMANDS
+from invoke_pachyderm.commands import COMMANDS
 from invoke_pachyderm.core.errors import ConfigError
 from invoke_pachyderm.core.flags import switch
 

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -157,8 +157,6 @@ def load_settings(
     from invoke_pachyderm.core.environments import select_environment
 
     select_environment(values, sources, environ)
-    from invoke_pachyderm.stages.preview import preview_settings
-
     settings = preview_settings(Settings(project_dir=project_dir, values=values, sources=sources))
     names: dict[str, int] = {}
     for index, entry in enumerate(settings.images):
@@ -455,3 +453,26 @@ def active_pach_context(environ: Mapping[str, str], named: str | None = None) ->
         known = ", ".join(sorted(v2.get("contexts") or {})) or "none"
         raise ConfigError(f"pach_context: {path} has no context {named!r}; known contexts: {known}")
     return (context or {}), f"{path} context {name!r}"
+
+
+# -- previews: a pull request deployed to a project of its own (stages/preview.py) ------------
+PREVIEW_PROJECT_PREFIX = "pr-"
+
+
+def preview_project_name(number: int) -> str:
+    return f"{PREVIEW_PROJECT_PREFIX}{number}"
+
+
+def preview_settings(settings: Settings) -> Settings:
+    """With `preview` set: the project becomes pr-N, the one named before is the base project."""
+    if settings.preview is None:
+        return settings
+    base = settings.project
+    name = preview_project_name(settings.preview)
+    where = f"{settings.sources.get('preview', 'preview')}: preview of pull request {settings.preview}"
+    return replace(
+        settings,
+        values={**settings.values, "project": name},
+        sources={**settings.sources, "project": f"{where} (base project '{base}')"},
+        base_project=base,
+    )

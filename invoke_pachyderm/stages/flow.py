@@ -75,7 +75,7 @@ def jobs(settings: Settings) -> int:
 
 
 def build_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> None:
-    from invoke_pachyderm.backends import docker_images as images
+    from invoke_pachyderm.stages import build_push as images
 
     try:
         with reporter.group("build"):
@@ -87,7 +87,7 @@ def build_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) ->
 
 
 def push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> None:
-    from invoke_pachyderm.backends import docker_images as images
+    from invoke_pachyderm.stages import build_push as images
 
     try:
         with reporter.group("push"):
@@ -102,7 +102,7 @@ def build_and_push_stage(
 ) -> None:
     """Each image's tag is looked up in the registry, and built and pushed when absent; the image
     records get built/pushed/digest as that happens (what Ctrl-C reports)."""
-    from invoke_pachyderm.backends import docker_images as backend
+    from invoke_pachyderm.stages import build_push as backend
 
     with reporter.group("build and push"):
         backend.build_and_push_all(
@@ -235,7 +235,7 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
     if options.dry_run and settings.pin_digest:
         # The plan must compare the image references that would be deployed; a dry run builds
         # nothing, so the digests are the registry's (none for a tag not pushed yet).
-        from invoke_pachyderm.backends import docker_images as images
+        from invoke_pachyderm.stages import build_push as images
 
         with clock.stage("registry"):
             images.lookup_digests(settings, tagged.images)

@@ -22,33 +22,11 @@ from invoke_pachyderm.core.errors import PachdError, RefusedError, UsageError
 from invoke_pachyderm.stages.ownership import Owner, describe_owner, owned, owner_of
 from invoke_pachyderm.stages.prune import downstream_first, reads
 
-PROJECT_PREFIX = "pr-"
-
-
-def project_name(number: int) -> str:
-    return f"{PROJECT_PREFIX}{number}"
-
-
 def marker(owner: str, number: int) -> str:
     """The description of a preview project we create; teardown deletes only a project carrying it."""
     return (
         f"Preview of pull request {number} for {owner}, created by invoke-pachyderm; "
         f"`invoke teardown --preview {number}` deletes it"
-    )
-
-
-def preview_settings(settings):
-    """With `preview` set: the project becomes pr-N, the one named before is the base project."""
-    if settings.preview is None:
-        return settings
-    base = settings.project
-    name = project_name(settings.preview)
-    where = f"{settings.sources.get('preview', 'preview')}: preview of pull request {settings.preview}"
-    return dataclasses.replace(
-        settings,
-        values={**settings.values, "project": name},
-        sources={**settings.sources, "project": f"{where} (base project '{base}')"},
-        base_project=base,
     )
 
 
