@@ -207,9 +207,7 @@ def proto_field_names(value: Any, descriptor) -> Any:
     """Keys to protobuf field names (JSON names accepted), recursively; unknown keys kept."""
     if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
         return value
-    fields = {}
-    for field in descriptor.fields:
-        fields[field.name] = fields[field.json_name] = field
+    fields = _fields_by_key(descriptor)
     result = {}
     for key, item in value.items():
         field = fields.get(key)
@@ -218,6 +216,20 @@ def proto_field_names(value: Any, descriptor) -> Any:
             continue
         result[field.name] = _field_value(item, field)
     return result
+
+
+_FIELDS_BY_KEY: dict[Any, dict[str, Any]] = {}
+
+
+def _fields_by_key(descriptor) -> dict[str, Any]:
+    """A message's fields by name and by JSON name, built once per message type."""
+    fields = _FIELDS_BY_KEY.get(descriptor)
+    if fields is None:
+        fields = {}
+        for field in descriptor.fields:
+            fields[field.name] = fields[field.json_name] = field
+        _FIELDS_BY_KEY[descriptor] = fields
+    return fields
 
 
 def _field_value(item: Any, field) -> Any:
