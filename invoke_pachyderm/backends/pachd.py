@@ -349,14 +349,15 @@ class Cluster:
 
     def _same_effective_as_dicts(self, deployed: DeployedPipeline) -> bool:
         """The merge of today's defaults under the stored user JSON, and the stored effective JSON,
-        are the same dict in protobuf field names (pipeline aside): then they parse to the same
+        have the same pachd_forms.message_form (pipeline aside): then they parse to the same
         message, so defaults_changed's verdict is "no" without parsing either. False: parse them."""
-        from invoke_pachyderm.backends.pachd_forms import merge_patch, proto_field_names
+        from invoke_pachyderm.backends.pachd_forms import merge_patch, message_form, proto_field_names
 
         descriptor = self._request_descriptor()
         try:
-            now = merge_patch(self._defaults_base(), proto_field_names(json.loads(deployed.user_spec_json), descriptor))
-            stored = proto_field_names(json.loads(deployed.effective_spec_json), descriptor)
+            user = proto_field_names(json.loads(deployed.user_spec_json), descriptor)
+            now = message_form(merge_patch(self._defaults_base(), user), descriptor)
+            stored = message_form(json.loads(deployed.effective_spec_json), descriptor)
             if not (isinstance(now, dict) and isinstance(stored, dict)):
                 return False
             now, stored = ({k: v for k, v in d.items() if k != "pipeline"} for d in (now, stored))
