@@ -50,10 +50,20 @@ class DeployedPipeline:
     version: int
     state: str
     reason: str
-    spec: dict[str, Any]  # as a CreatePipelineRequest-shaped dict
+    spec: dict[str, Any] | None  # as a CreatePipelineRequest-shaped dict (None: made from _details when read)
     annotations: dict[str, str] = field(default_factory=dict)
     user_spec_json: str = ""  # pachd >= 2.8 only
     effective_spec_json: str = ""
+
+    def __getattribute__(self, key: str):
+        # the details -> dict conversion (pure-Python protobuf) only for callers that read the spec:
+        # an unchanged deploy on pachd >= 2.8 compares the stored user JSON instead
+        value = object.__getattribute__(self, key)
+        if key == "spec" and value is None:
+            details = self.__dict__.pop("_details", None)
+            value = spec_of_details(self.name, details) if details is not None else {"pipeline": {"name": self.name}}
+            object.__setattr__(self, "spec", value)
+        return value
 
 
 DEFAULTS_VERSION = (2, 8)
@@ -79,6 +89,7 @@ class Cluster:
         self.version = self._check_reachable()
         self.has_defaults = self.version >= DEFAULTS_VERSION
         self._defaults: tuple[str, str] | None = None
+        self._base: dict[str, Any] | None = None  # see _defaults_base
         self._pipelines_seen: int | None = None  # on the whole cluster, see _needs_handler_checks
 
     def _open_channel(self):
@@ -186,16 +197,19 @@ class Cluster:
         return sorted(info.repo.name for info in infos if (info.repo.project.name or "default") == self.project)
 
     def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
-        infos = self.call("ListPipeline", self.client.list_pipeline, details=True)
-        self._pipelines_seen = len(infos)
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        raws = self.call("ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True))
+        self._pipelines_seen = len(raws)
         wanted = set(names) if names is not None else None
         result = {}
-        for info in infos:
+        for raw in raws:
+            info = pps_pb2.PipelineInfo.FromString(raw)
             if info.pipeline.project.name not in ("", self.project):
                 continue
             if wanted is not None and info.pipeline.name not in wanted:
                 continue
-            result[info.pipeline.name] = to_deployed(info, self.has_defaults)
+            result[info.pipeline.name] = to_deployed(info, self.has_defaults, raw)
         return result
 
     def history(self, name: str) -> list[DeployedPipeline]:
@@ -205,10 +219,38 @@ class Cluster:
         return sorted((to_deployed(info, self.has_defaults) for info in infos), key=lambda p: -p.version)
 
     def states(self, names: Iterable[str]) -> dict[str, DeployedPipeline]:
-        return {
-            name: to_deployed(self.call("InspectPipeline", self.client.inspect_pipeline, name, project_name=self.project)[0])
-            for name in names
-        }
+        """Version, state and reason of each named pipeline of this project, from one ListPipeline
+        without details (not one InspectPipeline each: N round trips after every apply)."""
+        from python_pachyderm.proto.v2.pfs import pfs_pb2
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        wanted = list(names)
+        wanted_set = set(wanted)
+        request = pps_pb2.ListPipelineRequest(details=False, projects=[pfs_pb2.Project(name=self.project)])
+        found = {}
+        for raw in self.call("ListPipeline", self._raw_pipeline_infos, request):
+            info = pps_pb2.PipelineInfo.FromString(raw)
+            if info.pipeline.name in wanted_set and (info.pipeline.project.name or "default") == self.project:
+                found[info.pipeline.name] = to_deployed(info)
+        missing = [name for name in wanted if name not in found]
+        if missing:
+            raise PachdError(
+                f"pachd at {self.target.address}: ListPipeline failed: NOT_FOUND: pipeline {missing[0]} "
+                f"not found in project {self.project}"
+            )
+        return {name: found[name] for name in wanted}
+
+    def _raw_pipeline_infos(self, request):
+        """ListPipeline on this module's channel, each PipelineInfo as its wire bytes (parsed by
+        the caller, which can then read fields python-pachyderm 7.6 does not know without
+        serializing the message again)."""
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        stream = self.channel.unary_stream(
+            "/pps_v2.API/ListPipeline", request_serializer=pps_pb2.ListPipelineRequest.SerializeToString,
+            response_deserializer=None,
+        )
+        return stream(request, metadata=self._metadata())
 
     def defaults(self) -> tuple[str, str]:
         """(cluster defaults JSON, project defaults JSON), read once per deploy (pachd >= 2.8)."""
@@ -231,6 +273,8 @@ class Cluster:
         from invoke_pachyderm.backends.pachd_forms import normalize_pair, user_spec_form
 
         if self.has_defaults and (deployed is None or deployed.user_spec_json):
+            if deployed is not None and (same := self._stored_as_sent(deployed, body)) is not None:
+                return same, same
             descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
             after = user_spec_form(body, self.project, descriptor)
             if deployed is None:
@@ -247,6 +291,18 @@ class Cluster:
         if deployed is None:
             return None, normalize_pair({}, rendered, self.project)[1]
         return normalize_pair(deployed.spec, rendered, self.project)
+
+    def _stored_as_sent(self, deployed: DeployedPipeline, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The stored user spec when it is, but for volatile provenance, the very JSON this deploy
+        would send (the usual unchanged pipeline): the same input to user_spec_form on both sides,
+        so the same verdict without building either form. None: compare the forms."""
+        try:
+            stored = _without_volatile(json.loads(deployed.user_spec_json))
+            sent = _without_volatile(json.loads(self._user_json(body)))
+            same = json.dumps(stored, sort_keys=True) == json.dumps(sent, sort_keys=True)
+        except (ValueError, TypeError, AttributeError):
+            return None
+        return stored if same else None
 
     def restorable_spec(self, past: DeployedPipeline) -> dict[str, Any]:
         """What to send to bring back a past version: on pachd >= 2.8 the user's JSON it was made
@@ -278,6 +334,8 @@ class Cluster:
 
         if not (self.has_defaults and deployed.user_spec_json and deployed.effective_spec_json):
             return False
+        if self._same_effective_as_dicts(deployed):
+            return False
         try:
             now = self._effective(json.loads(deployed.user_spec_json))
             stored = json_format.ParseDict(
@@ -288,6 +346,37 @@ class Cluster:
         now.ClearField("pipeline")
         stored.ClearField("pipeline")
         return now != stored
+
+    def _same_effective_as_dicts(self, deployed: DeployedPipeline) -> bool:
+        """The merge of today's defaults under the stored user JSON, and the stored effective JSON,
+        have the same pachd_forms.message_form (pipeline aside): then they parse to the same
+        message, so defaults_changed's verdict is "no" without parsing either. False: parse them."""
+        from invoke_pachyderm.backends.pachd_forms import merge_patch, message_form, proto_field_names
+
+        descriptor = self._request_descriptor()
+        try:
+            user = proto_field_names(json.loads(deployed.user_spec_json), descriptor)
+            now = message_form(merge_patch(self._defaults_base(), user), descriptor)
+            stored = message_form(json.loads(deployed.effective_spec_json), descriptor)
+            if not (isinstance(now, dict) and isinstance(stored, dict)):
+                return False
+            now, stored = ({k: v for k, v in d.items() if k != "pipeline"} for d in (now, stored))
+            return json.dumps(now, sort_keys=True) == json.dumps(stored, sort_keys=True)
+        except (ValueError, TypeError, AttributeError):
+            return False
+
+    def _defaults_base(self) -> dict[str, Any]:
+        """Built-in <- cluster <- project defaults in protobuf field names, merged once per deploy
+        (ValueError when a defaults JSON is not an object; not cached then)."""
+        if self._base is None:
+            from invoke_pachyderm.backends.pachd_forms import merge_patch, proto_field_names
+
+            descriptor = self._request_descriptor()
+            base: Any = proto_field_names(dict(BUILT_IN_DEFAULTS), descriptor)
+            for text in self.defaults():
+                base = merge_patch(base, proto_field_names(_defaults_layer(text), descriptor))
+            self._base = base
+        return self._base
 
     def _same_effect(self, before: dict[str, Any], after: dict[str, Any]) -> bool:
         """Two user specs that differ as written but give the same effective spec under today's
@@ -317,10 +406,7 @@ class Cluster:
         from invoke_pachyderm.backends.pachd_forms import merge_patch, proto_field_names
 
         descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
-        layers = [_defaults_layer(text) for text in self.defaults()] + [dict(user_spec)]
-        effective: Any = proto_field_names(dict(BUILT_IN_DEFAULTS), descriptor)
-        for layer in layers:
-            effective = merge_patch(effective, proto_field_names(layer, descriptor))
+        effective = merge_patch(self._defaults_base(), proto_field_names(dict(user_spec), descriptor))
         return json_format.ParseDict(effective, pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True)
 
     # -- writing -------------------------------------------------------------------------
@@ -621,6 +707,18 @@ class Cluster:
         return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
+def _without_volatile(spec: Any) -> Any:
+    """A user spec without the provenance annotations a diff ignores (pachd_forms.VOLATILE_ANNOTATIONS);
+    copies only what it changes."""
+    from invoke_pachyderm.backends.pachd_forms import is_volatile_annotation
+
+    metadata = spec.get("metadata") if isinstance(spec, dict) else None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("annotations"), dict):
+        return spec
+    kept = {k: v for k, v in metadata["annotations"].items() if not is_volatile_annotation(k)}
+    return {**spec, "metadata": {**metadata, "annotations": kept}}
+
+
 def _defaults_layer(text: str) -> dict[str, Any]:
     """The CreatePipelineRequest inside a ClusterDefaults / ProjectDefaults JSON."""
     wrapper = json.loads(text or "{}")
@@ -638,30 +736,41 @@ def _failed_request(error, specs: list) -> str | None:
     return None
 
 
-def to_deployed(info, has_defaults: bool = False) -> DeployedPipeline:
-    from google.protobuf import json_format
+def to_deployed(info, has_defaults: bool = False, raw: bytes | None = None) -> DeployedPipeline:
+    """`raw`: the PipelineInfo's wire bytes when at hand (fields 13/14 are then read from them,
+    not from the message serialized again)."""
     from python_pachyderm.proto.v2.pps import pps_pb2
 
-    from invoke_pachyderm.backends.pachd_v28 import specs_of
-
-    details = json_format.MessageToDict(info.details, preserving_proto_field_name=True)
-    request_fields = {f.name for f in pps_pb2.CreatePipelineRequest.DESCRIPTOR.fields}
-    spec = {k: v for k, v in details.items() if k in request_fields and k not in DETAIL_FIELDS_SKIPPED}
-    spec["pipeline"] = {"name": info.pipeline.name}
     annotations = dict(info.details.metadata.annotations) if info.details.HasField("metadata") else {}
-    return DeployedPipeline(
+    pipeline = DeployedPipeline(
         name=info.pipeline.name,
         version=info.version,
         state=pps_pb2.PipelineState.Name(info.state),
         reason=info.reason or info.details.reason,
-        spec=spec,
+        spec=None,
         annotations=annotations,
-        **_spec_jsons(info, has_defaults, specs_of),
+        **_spec_jsons(info, has_defaults, raw),
     )
+    pipeline._details = info.details
+    return pipeline
 
 
-def _spec_jsons(info, has_defaults: bool, specs_of) -> dict[str, str]:
+def spec_of_details(name: str, details) -> dict[str, Any]:
+    """A PipelineInfo's details as a CreatePipelineRequest-shaped dict."""
+    from google.protobuf import json_format
+    from python_pachyderm.proto.v2.pps import pps_pb2
+
+    as_dict = json_format.MessageToDict(details, preserving_proto_field_name=True)
+    request_fields = {f.name for f in pps_pb2.CreatePipelineRequest.DESCRIPTOR.fields}
+    spec = {k: v for k, v in as_dict.items() if k in request_fields and k not in DETAIL_FIELDS_SKIPPED}
+    spec["pipeline"] = {"name": name}
+    return spec
+
+
+def _spec_jsons(info, has_defaults: bool, raw: bytes | None) -> dict[str, str]:
+    from invoke_pachyderm.backends.pachd_v28 import specs_in_wire, specs_of
+
     if not has_defaults:  # field 13 means nothing before 2.8
         return {}
-    user, effective = specs_of(info)
+    user, effective = specs_in_wire(raw) if raw is not None else specs_of(info)
     return {"user_spec_json": user, "effective_spec_json": effective}

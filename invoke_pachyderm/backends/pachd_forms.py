@@ -207,9 +207,7 @@ def proto_field_names(value: Any, descriptor) -> Any:
     """Keys to protobuf field names (JSON names accepted), recursively; unknown keys kept."""
     if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
         return value
-    fields = {}
-    for field in descriptor.fields:
-        fields[field.name] = fields[field.json_name] = field
+    fields = _fields_by_key(descriptor)
     result = {}
     for key, item in value.items():
         field = fields.get(key)
@@ -218,6 +216,20 @@ def proto_field_names(value: Any, descriptor) -> Any:
             continue
         result[field.name] = _field_value(item, field)
     return result
+
+
+_FIELDS_BY_KEY: dict[Any, dict[str, Any]] = {}
+
+
+def _fields_by_key(descriptor) -> dict[str, Any]:
+    """A message's fields by name and by JSON name, built once per message type."""
+    fields = _FIELDS_BY_KEY.get(descriptor)
+    if fields is None:
+        fields = {}
+        for field in descriptor.fields:
+            fields[field.name] = fields[field.json_name] = field
+        _FIELDS_BY_KEY[descriptor] = fields
+    return fields
 
 
 def _field_value(item: Any, field) -> Any:
@@ -273,3 +285,65 @@ def _drop_empty(value: Any, is_map: bool = False) -> Any:
     if isinstance(value, list):
         return [_drop_empty(v) for v in value]
     return value
+
+
+_FLOAT_TYPES = (1, 2)  # TYPE_DOUBLE, TYPE_FLOAT
+
+
+def message_form(value: Any, descriptor) -> Any:
+    """A request dict (JSON or field names) in field names, without what protobuf equality does not
+    see: `""`, `0`, `false`, `null`, `[]`, `{}` in fields without presence are left out and ints
+    in float fields become floats. Dicts with the same message_form parse (json_format.ParseDict)
+    to equal messages; dicts whose forms differ may still, so a difference means "parse and
+    compare", never "different". ValueError on a field written twice (by name and JSON name)."""
+    if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
+        return value
+    fields = _fields_by_key(descriptor)
+    result = {}
+    for key, item in value.items():
+        field = fields.get(key)
+        if field is None:
+            result[key] = item
+            continue
+        if field.name in result:
+            raise ValueError(f"{descriptor.full_name}.{field.name} written twice")
+        item = _form_value(item, field)
+        if not _is_unset(item, field):
+            result[field.name] = item
+    return result
+
+
+def _form_value(item: Any, field) -> Any:
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        value_field = message.fields_by_name["value"]
+        return {k: _form_scalar(v, value_field) for k, v in item.items()} if isinstance(item, dict) else item
+    if field.label == field.LABEL_REPEATED and isinstance(item, list):
+        return [_form_scalar(v, field) for v in item]
+    return _form_scalar(item, field)
+
+
+def _form_scalar(item: Any, field) -> Any:
+    if field.message_type is not None:
+        return message_form(item, field.message_type) if item is not None else None
+    item = _scalar_value(item, field)
+    if field.type in _FLOAT_TYPES and type(item) is int:
+        return float(item)
+    return item
+
+
+def _is_unset(item: Any, field) -> bool:
+    if item is None:  # ParseDict clears the field
+        return field.message_type is None or field.message_type.full_name != "google.protobuf.Value"
+    if field.label == field.LABEL_REPEATED:
+        return item == [] or item == {}
+    if field.message_type is not None or field.has_presence:
+        return False
+    if field.enum_type is not None:
+        zero = field.enum_type.values_by_number.get(0)
+        return type(item) is int and item == 0 or (zero is not None and item == zero.name)
+    if field.type == field.TYPE_BOOL:
+        return item is False
+    if field.type in (field.TYPE_STRING, field.TYPE_BYTES):
+        return item == ""
+    return type(item) in (int, float) and item == 0

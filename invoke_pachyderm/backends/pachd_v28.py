@@ -109,3 +109,41 @@ def specs_of(info) -> tuple[str, str]:
     """(user_spec_json, effective_spec_json) of a python-pachyderm PipelineInfo (empty before 2.8)."""
     specs = messages().PipelineInfoSpecs.FromString(info.SerializeToString())
     return specs.user_spec_json, specs.effective_spec_json
+
+
+def specs_in_wire(raw: bytes) -> tuple[str, str]:
+    """(user_spec_json, effective_spec_json) read from a PipelineInfo's wire bytes: only its
+    top-level fields are walked, nothing else is decoded (pure-Python protobuf would parse the
+    whole message again)."""
+    found = {13: "", 14: ""}
+    position, end = 0, len(raw)
+    while position < end:
+        key, position = _varint(raw, position)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _, position = _varint(raw, position)
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        elif wire_type == 2:
+            length, position = _varint(raw, position)
+            if number in found:
+                found[number] = raw[position:position + length].decode("utf-8")
+            position += length
+        else:
+            raise ValueError(f"PipelineInfo: wire type {wire_type} at byte {position}")
+    if position != end:
+        raise ValueError("PipelineInfo: truncated")
+    return found[13], found[14]
+
+
+def _varint(raw: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = raw[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, position
+        shift += 7

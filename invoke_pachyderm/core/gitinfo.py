@@ -6,7 +6,7 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +22,11 @@ class GitInfo:
     dirty: bool
     dirty_digest: str | None  # hash of the uncommitted changes, when dirty
     repo_url: str | None  # credentials stripped
+    # what the same read found out about the checkout, so later checks need no git process of
+    # their own (None when made elsewhere: they then ask git)
+    head: str | None = field(default=None, compare=False, repr=False)  # HEAD's commit, before CI overrides
+    top: str | None = field(default=None, compare=False, repr=False)  # the work tree's top directory
+    git_dir: str | None = field(default=None, compare=False, repr=False)  # --absolute-git-dir
 
     @property
     def short_commit(self) -> str:
@@ -47,12 +52,13 @@ def read_git_info(
 ) -> GitInfo:
     """Commit, branch and dirtiness of the project directory (paths in `ignore`, e.g. out_dir, excepted)."""
     environ = os.environ if environ is None else environ
-    if git(project_dir, "rev-parse", "--is-inside-work-tree", check=False) != "true":
-        raise GitStateError(f"{project_dir}: not a git repository; run `git init` and commit your work")
-    commit = git(project_dir, "rev-parse", "--verify", "-q", "HEAD", check=False)
-    if not commit:
-        raise GitStateError(f"{project_dir}: the repository has no commit yet; commit your work first")
-    branch = git(project_dir, "rev-parse", "--abbrev-ref", "HEAD", check=False)
+    top = git_dir = None
+    facts = git(project_dir, *CHECKOUT_QUERY, check=False).split("\n")
+    if len(facts) == 5 and facts[0] == "true":
+        _, top, git_dir, commit, branch = facts
+    else:  # not a repository, no commit yet, ...: ask one question at a time, to say which
+        commit, branch = _head_one_by_one(project_dir)
+    head = commit
     commit, branch = github_overrides(commit, branch, environ)
     commit, branch = gitlab_overrides(commit, branch, environ)
     excludes = [f":(exclude){path}" for path in ignore]
@@ -64,7 +70,24 @@ def read_git_info(
         dirty=dirty,
         dirty_digest=_dirty_digest(project_dir, status, excludes) if dirty else None,
         repo_url=strip_credentials(git(project_dir, "remote", "get-url", "origin", check=False) or None),
+        head=head,
+        top=top,
+        git_dir=git_dir,
     )
+
+
+# One git process for what four would tell: in a work tree?, its top, the git dir, HEAD, the branch.
+CHECKOUT_QUERY = ("rev-parse", "--is-inside-work-tree", "--show-toplevel", "--absolute-git-dir", "HEAD",
+                  "--abbrev-ref", "HEAD")
+
+
+def _head_one_by_one(project_dir: Path) -> tuple[str, str]:
+    if git(project_dir, "rev-parse", "--is-inside-work-tree", check=False) != "true":
+        raise GitStateError(f"{project_dir}: not a git repository; run `git init` and commit your work")
+    commit = git(project_dir, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    if not commit:
+        raise GitStateError(f"{project_dir}: the repository has no commit yet; commit your work first")
+    return commit, git(project_dir, "rev-parse", "--abbrev-ref", "HEAD", check=False)
 
 
 def read_git_info_or_none(project_dir: Path) -> GitInfo | None:

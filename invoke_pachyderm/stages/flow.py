@@ -41,7 +41,7 @@ from invoke_pachyderm.core.timings import Timings
 def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -> Artifacts:
     """Read git, refuse a dirty tree unless allowed, give every image its tag."""
     git = read_git_info(settings.project_dir, ignore=(settings.out_dir,))
-    source.check_out_dir(settings)  # the dirty check skips out_dir: it may hold nothing that counts
+    source.check_out_dir(settings, git)  # the dirty check skips out_dir: it may hold nothing that counts
     source.check_checkout_is_the_commit(settings.project_dir, git)
     if not allow_dirty:
         source.check_templates_committed(settings)

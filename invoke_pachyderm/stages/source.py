@@ -44,7 +44,7 @@ def _repo_relative(path: Path, top: Path, what: str) -> str:
 def check_checkout_is_the_commit(project_dir: Path, info: GitInfo) -> None:
     """On a GitHub pull request the tag names the head, while the checkout may be GitHub's merge
     commit: refuse unless both have the same tree (then what is built is what the head holds)."""
-    head = git(project_dir, "rev-parse", "HEAD")
+    head = info.head or git(project_dir, "rev-parse", "HEAD")
     if info.commit == head:
         return
     claimed = git(project_dir, "rev-parse", "--verify", "-q", f"{info.commit}^{{tree}}", check=False)
@@ -59,12 +59,14 @@ def check_checkout_is_the_commit(project_dir: Path, info: GitInfo) -> None:
 
 
 # -- out_dir is not checked for changes, so it may hold nothing that feeds an image or spec --
-def check_out_dir(settings: Settings) -> None:
+def check_out_dir(settings: Settings, info: GitInfo | None = None) -> None:
+    """`info`: the run's GitInfo, whose top and git dir spare two git processes."""
     project = settings.project_dir
     out = (project / settings.out_dir).resolve()
     where = f"{settings.sources.get('out_dir', 'default')}: out_dir {settings.out_dir!r}"
     fix = "rendered specs are not checked for uncommitted changes there; use a directory of their own, e.g. build/pipelines"
-    git_dir = Path(git(project, "rev-parse", "--absolute-git-dir", check=False) or project / ".git").resolve()
+    known = info.git_dir if info is not None else None
+    git_dir = Path(known or git(project, "rev-parse", "--absolute-git-dir", check=False) or project / ".git").resolve()
     if _inside(out, git_dir) or _inside(git_dir, out) or _inside(project, out) or out.name == ".git":
         raise ConfigError(f"{where} would hold the project or its .git directory; {fix}")
     from invoke_pachyderm.stages.render import check_spec_globs
@@ -74,7 +76,7 @@ def check_out_dir(settings: Settings) -> None:
         for template in project.glob(pattern):
             if _inside(template.resolve(), out):
                 raise ConfigError(f"{where} holds the template {template.relative_to(project)}; {fix}")
-    top = repo_root(project)
+    top = Path(info.top).resolve() if info is not None and info.top else repo_root(project)
     if not _inside(out, top):
         return
     tracked = git(top, "ls-files", "-z", "--", out.relative_to(top).as_posix())

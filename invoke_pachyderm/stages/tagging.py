@@ -99,10 +99,13 @@ def image_commit(settings: Settings, image: ImageConfig, git: GitInfo) -> ImageC
     head = ImageCommit(git.commit, None)
     if any(settings.sources.get(key) in ("environment", "task flag") for key in BUILD_KEYS):
         return head  # not in git: a change would go unseen
-    try:
-        top, head_sha = _git(settings.project_dir, "rev-parse", "--show-toplevel", "HEAD").splitlines()
-    except (GitStateError, ValueError):
-        return head
+    if git.top and git.head:  # read with the GitInfo: no git process of its own
+        top, head_sha = git.top, git.head
+    else:
+        try:
+            top, head_sha = _git(settings.project_dir, "rev-parse", "--show-toplevel", "HEAD").splitlines()
+        except (GitStateError, ValueError):
+            return head
     if head_sha != git.commit:
         return head
     try:
