@@ -22,6 +22,7 @@ channel of this module's own, with the same address, TLS and token.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -50,20 +51,18 @@ class DeployedPipeline:
     version: int
     state: str
     reason: str
-    spec: dict[str, Any] | None  # as a CreatePipelineRequest-shaped dict (None: made from _details when read)
+    details: Any = field(default=None, repr=False, compare=False)  # PipelineInfo.Details, as pachd sent it
     annotations: dict[str, str] = field(default_factory=dict)
     user_spec_json: str = ""  # pachd >= 2.8 only
     effective_spec_json: str = ""
 
-    def __getattribute__(self, key: str):
-        # the details -> dict conversion (pure-Python protobuf) only for callers that read the spec:
-        # an unchanged deploy on pachd >= 2.8 compares the stored user JSON instead
-        value = object.__getattribute__(self, key)
-        if key == "spec" and value is None:
-            details = self.__dict__.pop("_details", None)
-            value = spec_of_details(self.name, details) if details is not None else {"pipeline": {"name": self.name}}
-            object.__setattr__(self, "spec", value)
-        return value
+    @functools.cached_property
+    def spec(self) -> dict[str, Any]:
+        """The spec as a CreatePipelineRequest-shaped dict, made on first read: the conversion is
+        pure-Python protobuf, and an unchanged deploy on pachd >= 2.8 compares the stored user JSON."""
+        if self.details is None:
+            return {"pipeline": {"name": self.name}}
+        return spec_of_details(self.name, self.details)
 
 
 DEFAULTS_VERSION = (2, 8)
@@ -747,11 +746,10 @@ def to_deployed(info, has_defaults: bool = False, raw: bytes | None = None) -> D
         version=info.version,
         state=pps_pb2.PipelineState.Name(info.state),
         reason=info.reason or info.details.reason,
-        spec=None,
+        details=info.details,
         annotations=annotations,
         **_spec_jsons(info, has_defaults, raw),
     )
-    pipeline._details = info.details
     return pipeline
 
 
