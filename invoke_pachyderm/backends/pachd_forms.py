@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import posixpath
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
 
@@ -232,14 +232,16 @@ def _fields_by_key(descriptor) -> dict[str, Any]:
     return fields
 
 
-def _field_value(item: Any, field) -> Any:
+def _field_value(item: Any, field, convert: Callable[[Any, Any], Any] | None = None) -> Any:
+    """`convert` (default _scalar_value) applied to each map value, each list element, or the value."""
+    convert = convert or _scalar_value
     message = field.message_type
     if message is not None and message.GetOptions().map_entry:
         value_field = message.fields_by_name["value"]
-        return {k: _field_value(v, value_field) for k, v in item.items()} if isinstance(item, dict) else item
+        return {k: convert(v, value_field) for k, v in item.items()} if isinstance(item, dict) else item
     if field.label == field.LABEL_REPEATED and isinstance(item, list):
-        return [_scalar_value(v, field) for v in item]
-    return _scalar_value(item, field)
+        return [convert(v, field) for v in item]
+    return convert(item, field)
 
 
 def _scalar_value(item: Any, field) -> Any:
@@ -307,20 +309,10 @@ def message_form(value: Any, descriptor) -> Any:
             continue
         if field.name in result:
             raise ValueError(f"{descriptor.full_name}.{field.name} written twice")
-        item = _form_value(item, field)
+        item = _field_value(item, field, _form_scalar)
         if not _is_unset(item, field):
             result[field.name] = item
     return result
-
-
-def _form_value(item: Any, field) -> Any:
-    message = field.message_type
-    if message is not None and message.GetOptions().map_entry:
-        value_field = message.fields_by_name["value"]
-        return {k: _form_scalar(v, value_field) for k, v in item.items()} if isinstance(item, dict) else item
-    if field.label == field.LABEL_REPEATED and isinstance(item, list):
-        return [_form_scalar(v, field) for v in item]
-    return _form_scalar(item, field)
 
 
 def _form_scalar(item: Any, field) -> Any:
