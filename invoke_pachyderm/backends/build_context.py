@@ -52,7 +52,8 @@ class BuildContext:
         )
 
 
-def build_context(settings: Settings, image: ImageConfig) -> BuildContext:
+def build_context(settings: Settings, image: ImageConfig, left_out: list[Path] | None = None) -> BuildContext:
+    """`left_out`: `left_out_paths(settings)`, when the caller looks at several images."""
     root = (settings.project_dir / image.context).resolve()
     dockerfile = (settings.project_dir / image.dockerfile).resolve()
     if not root.is_dir():
@@ -63,7 +64,7 @@ def build_context(settings: Settings, image: ImageConfig) -> BuildContext:
         root=root,
         dockerfile=dockerfile,
         user_patterns=tuple(read_dockerignore(root)),
-        default_patterns=tuple(default_patterns(settings, root)),
+        default_patterns=tuple(default_patterns(settings, root, left_out)),
     )
 
 
@@ -76,18 +77,39 @@ def read_dockerignore(root: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def default_patterns(settings: Settings, root: Path) -> list[str]:
-    return [literal(path) for path in default_paths(settings, root)]
+def default_patterns(settings: Settings, root: Path, left_out: list[Path] | None = None) -> list[str]:
+    return [literal(path) for path in default_paths(settings, root, left_out)]
 
 
-def default_paths(settings: Settings, root: Path) -> list[str]:
+def default_paths(settings: Settings, root: Path, left_out: list[Path] | None = None) -> list[str]:
     """`.git`, out_dir and the spec templates, relative to the context (those inside it)."""
     paths = [".git"]
-    for path in [settings.project_dir / settings.out_dir, *spec_templates(settings)]:
-        relative = inside(path.resolve(), root)
+    for path in left_out_paths(settings) if left_out is None else left_out:
+        relative = inside(path, root)
         if relative:
             paths.append(relative)
     return paths
+
+
+def left_out_paths(settings: Settings) -> list[Path]:
+    """out_dir and the spec templates, resolved: what every context leaves out besides `.git`."""
+    return [(settings.project_dir / settings.out_dir).resolve(), *_resolved(spec_templates(settings))]
+
+
+def _resolved(paths: list[Path]) -> list[Path]:
+    """`Path.resolve()` of each, resolving each directory once: a file that is no symlink resolves
+    to its resolved directory plus its name."""
+    folders: dict[Path, Path] = {}
+    resolved = []
+    for path in paths:
+        if path.is_symlink():
+            resolved.append(path.resolve())
+            continue
+        folder = folders.get(path.parent)
+        if folder is None:
+            folder = folders[path.parent] = path.parent.resolve()
+        resolved.append(folder / path.name)
+    return resolved
 
 
 def spec_templates(settings: Settings) -> list[Path]:
@@ -99,6 +121,8 @@ def spec_templates(settings: Settings) -> list[Path]:
 
 def inside(path: Path, root: Path) -> str | None:
     """`path` relative to `root` (with '/'), or None when it is not below it."""
+    if path.is_absolute() and root.is_absolute() and not str(path).startswith(str(root)):
+        return None  # relative_to's answer, without its cost
     try:
         relative = path.relative_to(root)
     except ValueError:

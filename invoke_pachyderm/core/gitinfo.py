@@ -34,17 +34,33 @@ class GitInfo:
 
 
 def git(project_dir: Path, *args: str, check: bool = True) -> str:
-    try:
-        result = subprocess.run(
-            ["git", *args], cwd=project_dir, capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
-        raise GitStateError("git is not installed or not on PATH; install git") from None
-    if check and result.returncode != 0:
-        raise GitStateError(
-            f"{project_dir}: `git {' '.join(args)}` failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}"
-        )
-    return result.stdout.strip()
+    return GitProcess(project_dir, *args).result(check)
+
+
+class GitProcess:
+    """A git process started now and read later, so that independent questions run side by side;
+    `result` answers exactly as `git()` does."""
+
+    def __init__(self, project_dir: Path, *args: str):
+        self.project_dir, self.args = project_dir, args
+        try:
+            self.process = subprocess.Popen(
+                ["git", *args], cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        except FileNotFoundError:
+            raise GitStateError("git is not installed or not on PATH; install git") from None
+
+    def result(self, check: bool = True) -> str:
+        stdout, stderr = self.process.communicate()
+        if check and self.process.returncode != 0:
+            raise GitStateError(
+                f"{self.project_dir}: `git {' '.join(self.args)}` failed: {stderr.strip().splitlines()[-1] if stderr.strip() else self.process.returncode}"
+            )
+        return stdout.strip()
+
+    def reap(self) -> None:
+        if self.process.returncode is None:
+            self.process.communicate()
 
 
 def read_git_info(
@@ -53,23 +69,33 @@ def read_git_info(
     """Commit, branch and dirtiness of the project directory (paths in `ignore`, e.g. out_dir, excepted)."""
     environ = os.environ if environ is None else environ
     top = git_dir = None
-    facts = git(project_dir, *CHECKOUT_QUERY, check=False).split("\n")
-    if len(facts) == 5 and facts[0] == "true":
-        _, top, git_dir, commit, branch = facts
-    else:  # not a repository, no commit yet, ...: ask one question at a time, to say which
-        commit, branch = _head_one_by_one(project_dir)
-    head = commit
-    commit, branch = github_overrides(commit, branch, environ)
-    commit, branch = gitlab_overrides(commit, branch, environ)
     excludes = [f":(exclude){path}" for path in ignore]
-    status = git(project_dir, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes)
-    dirty = bool(status)
+    # Three independent questions, asked side by side; read (and failing) in the order they were asked.
+    checkout = GitProcess(project_dir, *CHECKOUT_QUERY)
+    status_process = GitProcess(project_dir, "status", "--porcelain", "--untracked-files=normal", "--", ".", *excludes)
+    remote = GitProcess(project_dir, "remote", "get-url", "origin")
+    try:
+        facts = checkout.result(check=False).split("\n")
+        if len(facts) == 5 and facts[0] == "true":
+            _, top, git_dir, commit, branch = facts
+        else:  # not a repository, no commit yet, ...: ask one question at a time, to say which
+            commit, branch = _head_one_by_one(project_dir)
+        head = commit
+        commit, branch = github_overrides(commit, branch, environ)
+        commit, branch = gitlab_overrides(commit, branch, environ)
+        status = status_process.result()
+        dirty = bool(status)
+        dirty_digest = _dirty_digest(project_dir, status, excludes) if dirty else None
+        repo_url = strip_credentials(remote.result(check=False) or None)
+    finally:
+        for process in (status_process, remote):
+            process.reap()  # when an error came first
     return GitInfo(
         commit=commit,
         branch=branch,
         dirty=dirty,
-        dirty_digest=_dirty_digest(project_dir, status, excludes) if dirty else None,
-        repo_url=strip_credentials(git(project_dir, "remote", "get-url", "origin", check=False) or None),
+        dirty_digest=dirty_digest,
+        repo_url=repo_url,
         head=head,
         top=top,
         git_dir=git_dir,

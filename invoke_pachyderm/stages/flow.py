@@ -33,7 +33,7 @@ from invoke_pachyderm.stages.plan import dependency_order, plan_changes
 from invoke_pachyderm.core.progress import Progress
 from invoke_pachyderm.stages.render import render_specs, write_specs
 from invoke_pachyderm.stages.smoke import SmokeRun, check_pipeline, sample_folder, smoke_before_push, smoke_stage
-from invoke_pachyderm.stages.tagging import tag_image
+from invoke_pachyderm.stages.tagging import tag_images
 from invoke_pachyderm.core.timings import Timings
 
 
@@ -48,7 +48,7 @@ def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -
     configs = settings.require_images() if need_images else settings.image_configs
     for config in configs if need_images else ():
         check_build_files(settings, config)
-    images = {config.name: tag_image(settings, config, git, allow_dirty) for config in configs}
+    images = tag_images(settings, list(configs), git, allow_dirty)
     return Artifacts(git=git, images=images)
 
 

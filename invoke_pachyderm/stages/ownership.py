@@ -12,6 +12,7 @@ adds the owner annotation (a one-time `update`: the owner is part of the spec, n
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -45,16 +46,30 @@ def resolve_owner(settings, git_info: GitInfo | None) -> Owner:
             f"{settings.project_dir}: not a git repository, so the owner of this project's pipelines cannot be "
             "derived; set `owner` under [tool.invoke-pachyderm] (or pass --all to list every pipeline)"
         )
-    return Owner(default_owner(settings.project_dir, repository), repository, settings.project_dir)
+    return Owner(default_owner(settings.project_dir, repository, git_info.top), repository, settings.project_dir)
 
 
-def default_owner(project_dir: Path, repository: str | None) -> str:
+def default_owner(project_dir: Path, repository: str | None, top: str | None = None) -> str:
+    """`top`: the work tree's top as git printed it (GitInfo.top), which spares a git process."""
     try:
-        top, prefix = _place_in_repository(project_dir)
+        root, prefix = _known_place(project_dir, top) or _place_in_repository(project_dir)
     except GitStateError:
-        prefix, top = "", project_dir
-    base = remote_name(repository) if repository else f"local/{top.name}"
+        prefix, root = "", project_dir
+    base = remote_name(repository) if repository else f"local/{root.name}"
     return f"{base}//{prefix}" if prefix else base
+
+
+def _known_place(project_dir: Path, top: str | None) -> tuple[Path, str] | None:
+    """What `git rev-parse --show-toplevel --show-prefix` says, from the top it already said: git's
+    prefix is the physical working directory relative to the top (None when it is not below it)."""
+    if not top:
+        return None
+    here = os.path.realpath(project_dir)
+    if here == top:
+        return Path(top), ""
+    if not here.startswith(top.rstrip("/") + "/"):
+        return None
+    return Path(top), here[len(top.rstrip("/")) + 1:]
 
 
 @functools.lru_cache(maxsize=16)

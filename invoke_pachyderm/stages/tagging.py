@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from invoke_pachyderm.core.artifacts import ImageArtifact
-from invoke_pachyderm.backends.build_context import BuildContext, build_context, default_paths, inside
+from invoke_pachyderm.backends.build_context import BuildContext, build_context, default_paths, inside, left_out_paths
 from invoke_pachyderm.core.config import ConfigError, ImageConfig, Settings
 from invoke_pachyderm.core.errors import GitStateError
 from invoke_pachyderm.core.gitinfo import GitInfo, is_valid_tag, sanitize_tag_part
@@ -62,6 +62,20 @@ def tag_image(settings: Settings, image: ImageConfig, git: GitInfo, allow_dirty:
     return artifact
 
 
+def tag_images(settings: Settings, images: list[ImageConfig], git: GitInfo, allow_dirty: bool = False
+               ) -> dict[str, ImageArtifact]:
+    """`tag_image` of each image, in order; the commit tags read git once for all of them."""
+    if git.dirty or settings.tag == INPUTS:
+        return {image.name: tag_image(settings, image, git, allow_dirty) for image in images}
+    artifacts = {}
+    for image, source in zip(images, image_commits(settings, images, git)):
+        artifact = ImageArtifact(name=image.name, repository=image.repository, tag="")
+        artifact.tag = format_tag(settings, source.sha, git.branch)
+        artifact.commit, artifact.source_date = source.sha, source.time
+        artifacts[image.name] = artifact
+    return artifacts
+
+
 def image_tag(settings: Settings, image: ImageConfig, git: GitInfo, allow_dirty: bool = False) -> str:
     return tag_image(settings, image, git, allow_dirty).tag
 
@@ -96,38 +110,68 @@ def image_commit(settings: Settings, image: ImageConfig, git: GitInfo) -> ImageC
     HEAD as on GitHub pull requests, git trouble, a long history), the answer is HEAD's commit,
     whose tree trivially has the inputs being built.
     """
+    return image_commits(settings, [image], git)[0]
+
+
+def image_commits(settings: Settings, images: list[ImageConfig], git: GitInfo) -> list[ImageCommit]:
+    """`image_commit` of each image, from one `git log` of all their inputs (a commit that changed
+    one image's inputs is in it, named with that image's files, as in the image's own log)."""
     head = ImageCommit(git.commit, None)
     if any(settings.sources.get(key) in ("environment", "task flag") for key in BUILD_KEYS):
-        return head  # not in git: a change would go unseen
+        return [head for _ in images]  # not in git: a change would go unseen
     if git.top and git.head:  # read with the GitInfo: no git process of its own
         top, head_sha = git.top, git.head
     else:
         try:
             top, head_sha = _git(settings.project_dir, "rev-parse", "--show-toplevel", "HEAD").splitlines()
         except (GitStateError, ValueError):
-            return head
+            return [head for _ in images]
     if head_sha != git.commit:
-        return head
-    try:
-        context = build_context(settings, image)
-    except ConfigError:  # reported by the build, if there is one
-        return head
-    watched = _watched_files(settings, context)
-    changes = _InputChanges(settings, context, Path(top), watched)
-    pathspecs = [os.path.relpath(path, settings.project_dir) for path in [context.root, *watched]]
+        return [head for _ in images]
+    left_out = left_out_paths(settings)
+    queries: dict[int, tuple[_InputChanges, list[str]]] = {}
+    for index, image in enumerate(images):
+        try:
+            context = build_context(settings, image, left_out)
+        except ConfigError:  # reported by the build, if there is one
+            continue
+        watched = _watched_files(settings, context)
+        changes = _InputChanges(settings, context, Path(top), watched, left_out)
+        queries[index] = changes, [os.path.relpath(path, settings.project_dir) for path in [context.root, *watched]]
+    found = _first_changes(settings.project_dir, queries, head) if len(queries) > 1 else {}
+    for index in queries.keys() - found.keys():  # the image's own log: alone, or beyond the shared one
+        changes, pathspecs = queries[index]
+        found.update(_first_changes(settings.project_dir, {index: (changes, pathspecs)}, head))
+    return [found.get(index, head) for index in range(len(images))]
+
+
+def _first_changes(project_dir: Path, queries: dict[int, tuple[_InputChanges, list[str]]],
+                   head: ImageCommit) -> dict[int, ImageCommit]:
+    """For each query, the first of WALK_LIMIT commits touching any query's paths that changed one of
+    its inputs, or HEAD when all were read and none did; queries this cannot answer (git failed,
+    or the limit reached, when there are several) are left out."""
+    pathspecs = list(dict.fromkeys(spec for _, specs in queries.values() for spec in specs))
     try:
         log = _git(
-            settings.project_dir, "log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
+            project_dir, "log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
             "-z", "--format=%x01%H %ct", "--name-only", f"-n{WALK_LIMIT}", "HEAD", "--", *pathspecs,
         )
     except GitStateError:
-        return head
-    for record in log.split("\x01")[1:]:
+        return {index: head for index in queries} if len(queries) == 1 else {}
+    found: dict[int, ImageCommit] = {}
+    records = log.split("\x01")[1:]
+    for record in records:
         header, _, names = record.partition("\0")
         sha, _, time = header.partition(" ")
-        if any(changes.is_input(name) for name in names.strip("\n").split("\0") if name):
-            return ImageCommit(sha, int(time))
-    return head
+        listed = [name for name in names.strip("\n").split("\0") if name]
+        for index, (changes, _) in queries.items():
+            if index not in found and any(changes.is_input(name) for name in listed):
+                found[index] = ImageCommit(sha, int(time))
+        if len(found) == len(queries):
+            break
+    if len(queries) == 1 or len(records) < WALK_LIMIT:  # the whole history was read
+        found.update({index: head for index in queries if index not in found})
+    return found
 
 
 def _watched_files(settings: Settings, context: BuildContext) -> list[Path]:
@@ -143,10 +187,11 @@ def _watched_files(settings: Settings, context: BuildContext) -> list[Path]:
 class _InputChanges:
     """Whether a path a commit changed (relative to the repository's top) is a build input."""
 
-    def __init__(self, settings: Settings, context: BuildContext, top: Path, watched: list[Path]):
+    def __init__(self, settings: Settings, context: BuildContext, top: Path, watched: list[Path],
+                 left_out: list[Path] | None = None):
         self.watched = {path.relative_to(top).as_posix() for path in watched if inside(path, top)}
         self.context = inside(context.root, top) or ""
-        self.defaults = default_paths(settings, context.root)
+        self.defaults = default_paths(settings, context.root, left_out)
         self.matcher = None
         if context.user_patterns:
             from docker.utils.build import PatternMatcher
