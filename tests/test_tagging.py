@@ -432,3 +432,76 @@ def test_spec_templates_and_out_dir_are_not_sent_nor_hashed(tmp_path):
     write(project, "templates/a.json.j2", '{"description": "changed"}\n')
     assert build_context(settings, config).files() == ["Dockerfile", "app.py"]
     assert inputs_digest(settings, config) == before
+
+
+# -- several images: one shared `git log`, the same commits as each image's own ------------------
+TWO_IMAGES = """[tool.invoke-pachyderm]
+[[tool.invoke-pachyderm.images]]
+name = "a"
+repository = "reg/a"
+context = "a"
+dockerfile = "a/Dockerfile"
+[[tool.invoke-pachyderm.images]]
+name = "b"
+repository = "reg/b"
+context = "b"
+dockerfile = "b/Dockerfile"
+"""
+
+
+def two_image_project(tmp_path) -> Path:
+    project = tmp_path / "two"
+    for name in ("a", "b"):
+        write(project, f"{name}/Dockerfile", "FROM busybox\nCOPY . /app\n")
+        write(project, f"{name}/code.txt", f"{name} 1\n")
+    write(project, "pyproject.toml", TWO_IMAGES)
+    run_git(project, "init", "-q", "-b", "main")
+    commit_all(project, "both")
+    return project
+
+
+def tags(project: Path) -> dict[str, str]:
+    from invoke_pachyderm.stages.tagging import tag_images
+
+    settings = load_settings(project, environ={})
+    return {name: artifact.tag for name, artifact in
+            tag_images(settings, settings.require_images(), read_git_info(project, environ={})).items()}
+
+
+def own_logs(project: Path) -> dict[str, str]:
+    settings = load_settings(project, environ={})
+    info = read_git_info(project, environ={})
+    return {image.name: image_tag(settings, image, info) for image in settings.require_images()}
+
+
+def test_each_image_gets_the_last_commit_of_its_own_inputs(tmp_path):
+    project = two_image_project(tmp_path)
+    write(project, "b/code.txt", "b 2\n")
+    b_change = commit_all(project, "b")
+    write(project, "a/code.txt", "a 2\n")
+    a_change = commit_all(project, "a")
+    write(project, "templates/x.json.j2", "{}\n")
+    commit_all(project, "a spec only")
+    assert tags(project) == own_logs(project) == {"a": a_change, "b": b_change}
+
+
+def test_past_the_shared_walk_limit_each_image_reads_its_own_log(tmp_path, monkeypatch):
+    from invoke_pachyderm.stages import tagging
+
+    project = two_image_project(tmp_path)
+    write(project, "b/code.txt", "b 2\n")
+    b_change = commit_all(project, "b")
+    for round_ in range(3):  # more commits of a's inputs than the (lowered) walk limit
+        write(project, "a/code.txt", f"a {round_ + 2}\n")
+        a_change = commit_all(project, f"a {round_}")
+    monkeypatch.setattr(tagging, "WALK_LIMIT", 2)
+    assert tags(project) == own_logs(project) == {"a": a_change, "b": b_change}
+    monkeypatch.setattr(tagging, "WALK_LIMIT", 1)  # each image's own log, limited too
+    write(project, "b/code.txt", "b 3\n")
+    commit_all(project, "b again")
+    for round_ in range(2):
+        write(project, "a/code.txt", f"a x{round_}\n")
+        commit_all(project, f"a x{round_}")
+    head = run_git(project, "rev-parse", "HEAD")
+    assert tags(project) == own_logs(project)
+    assert tags(project)["a"] == head

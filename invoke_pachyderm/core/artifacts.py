@@ -39,6 +39,9 @@ class RenderedSpec:
     source: str  # template path, relative to the project
     spec: dict[str, Any]
     path: Path | None = None  # where it was written
+    # Whether its template read an image digest: False only when rendering saw every lookup (the
+    # template was filled without Jinja), None when it cannot tell.
+    reads_digest: bool | None = field(default=None, compare=False, repr=False)
 
     @property
     def input_repos(self) -> list[str]:

@@ -335,7 +335,7 @@ def specs_after_push(settings: Settings, planned: DeployPlan, cluster, options: 
     the push. Otherwise the plan's rendering stands and only the volatile digest annotations
     (which no diff counts) are added."""
     artifacts = Artifacts(planned.git, dict(planned.images))
-    if settings.pin_digest or templates_name_digests(settings):
+    if settings.pin_digest or _specs_name_digests(settings, planned.specs):
         with clock.stage("render"):
             specs = dependency_order(render_stage(settings, artifacts, write=False))
         with clock.stage("plan"):
@@ -345,6 +345,13 @@ def specs_after_push(settings: Settings, planned: DeployPlan, cluster, options: 
     for spec in specs:
         add_provenance(spec, settings, artifacts)
     return specs, list(planned.changes)
+
+
+def _specs_name_digests(settings: Settings, specs) -> bool:
+    """Whether a spec's template read a digest: as rendering recorded it, else as the templates say."""
+    if any(spec.reads_digest is None for spec in specs):
+        return templates_name_digests(settings)
+    return any(spec.reads_digest for spec in specs)
 
 
 def templates_name_digests(settings: Settings) -> bool:

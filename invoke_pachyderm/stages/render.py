@@ -82,12 +82,15 @@ def render_specs(
     seen: dict[str, str] = {}
     for path in templates if templates is not None else find_templates(settings):
         source = path.relative_to(settings.project_dir).as_posix()
+        lookups: set[str] = set()
         if is_jsonnet(source):
             builtins = {k: v for k, v in variables.items() if k not in settings.vars}
             document = evaluate_jsonnet(settings.project_dir, source, builtins, settings.vars)
             specs = as_specs(document, source)
+            lookups.add(UNKNOWN)
         else:
-            specs = render_template(settings.project_dir, root, path, source, variables)
+            specs = render_template(settings.project_dir, root, path, source, variables, lookups)
+        reads_digest = None if UNKNOWN in lookups else any(_names_digest(name) for name in lookups)
         for spec in specs:
             validate_spec(spec, source)
             name = spec["pipeline"]["name"]
@@ -105,18 +108,31 @@ def render_specs(
                     "pipeline); read another repo"
                 )
             seen[name] = source
-            rendered.append(RenderedSpec(name=name, source=source, spec=spec))
+            rendered.append(RenderedSpec(name=name, source=source, spec=spec, reads_digest=reads_digest))
     return rendered
 
 
+#: In a set of lookups: the template went through Jinja, whose reads are not recorded.
+UNKNOWN = "*"
+
+
+def _names_digest(dotted: str) -> bool:
+    """`images.<name>.digest`: the one lookup fill_simple can make that reaches a digest."""
+    parts = dotted.split(".")
+    return parts[0] == "images" and len(parts) > 2 and parts[2] == "digest"
+
+
 def render_template(
-    project_dir: Path, root: Path, path: Path, source: str, variables: Mapping[str, Any]
+    project_dir: Path, root: Path, path: Path, source: str, variables: Mapping[str, Any],
+    lookups: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """`root` is `project_dir` resolved."""
-    text = fill_simple(path, root, variables)
+    """`root` is `project_dir` resolved; `lookups` gets the names the template read (UNKNOWN for Jinja)."""
+    text = fill_simple(path, root, variables, lookups)
     if text is None:
         from invoke_pachyderm.stages.jinja_sandbox import render_text
 
+        if lookups is not None:
+            lookups.add(UNKNOWN)
         text = render_text(project_dir, path, source, variables)
     if is_yaml(source):
         document = parse_rendered(text, source)
@@ -147,7 +163,7 @@ _NOT_VARIABLES = frozenset({"true", "false", "none", "True", "False", "None", "n
 _PRINTABLE = (str, int, float, bool)  # what Jinja prints as str(value), as this does
 
 
-def fill_simple(path: Path, root: Path, variables: Mapping[str, Any]) -> str | None:
+def fill_simple(path: Path, root: Path, variables: Mapping[str, Any], lookups: set[str] | None = None) -> str | None:
     """The text Jinja would render from the template at `path`, if its only Jinja is `{{ a.b.c }}`
     naming defined variables and dict items holding strings, numbers or booleans; else None, and
     Jinja renders it (and reports what is wrong: an undefined name, a symlink out of the project).
@@ -164,6 +180,7 @@ def fill_simple(path: Path, root: Path, variables: Mapping[str, Any]) -> str | N
     if "{%" in text or "{#" in text or "\r" in text:
         return None
     pieces = []
+    names = []
     position = 0
     for match in _SIMPLE.finditer(text):
         literal = text[position:match.start()]
@@ -173,10 +190,13 @@ def fill_simple(path: Path, root: Path, variables: Mapping[str, Any]) -> str | N
         if value is None:
             return None
         pieces += [literal, value]
+        names.append(match[1])
         position = match.end()
     if "{{" in text[position:]:
         return None
     pieces.append(text[position:])
+    if lookups is not None:
+        lookups.update(names)
     return "".join(pieces)
 
 
