@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from invoke_pachyderm.core.errors import Interrupted, PachydermToolError, UsageError
 from invoke_pachyderm.core.flags import Flag, positive_number, pull_request_number, text
 from invoke_pachyderm.core.output import Reporter
-from invoke_pachyderm.scaffold.writer import DEFAULT_BASE_IMAGE, DEFAULT_INPUT_REPO, DEFAULT_REGISTRY
+from invoke_pachyderm.scaffold.defaults import DEFAULT_BASE_IMAGE, DEFAULT_INPUT_REPO, DEFAULT_REGISTRY
 
 Result = tuple[Mapping[str, Any], str]  # (the --json document, the human text)
 

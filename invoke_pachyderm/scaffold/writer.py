@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from invoke_pachyderm.core.errors import ConfigError
+from invoke_pachyderm.scaffold.defaults import DEFAULT_BASE_IMAGE, DEFAULT_INPUT_REPO, DEFAULT_REGISTRY
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,9 +37,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 TEMPLATE_PACKAGE = "invoke_pachyderm.scaffold.templates"
 TEMPLATE_DIR = "project"
-DEFAULT_BASE_IMAGE = "python:3.12-slim"
-DEFAULT_INPUT_REPO = "data"
-DEFAULT_REGISTRY = "localhost:5000"
 OUR_TABLE = "tool.invoke-pachyderm"
 MERGED_TABLES = ("tool.pytest.ini_options", OUR_TABLE)  # appended to an existing pyproject.toml if absent
 
