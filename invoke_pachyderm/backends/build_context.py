@@ -93,10 +93,10 @@ def default_paths(settings: Settings, root: Path, left_out: list[Path] | None = 
 
 def left_out_paths(settings: Settings) -> list[Path]:
     """out_dir and the spec templates, resolved: what every context leaves out besides `.git`."""
-    return [(settings.project_dir / settings.out_dir).resolve(), *_resolved(spec_templates(settings))]
+    return [(settings.project_dir / settings.out_dir).resolve(), *resolved(spec_templates(settings))]
 
 
-def _resolved(paths: list[Path]) -> list[Path]:
+def resolved(paths: list[Path]) -> list[Path]:
     """`Path.resolve()` of each, resolving each directory once: a file that is no symlink resolves
     to its resolved directory plus its name."""
     folders: dict[Path, Path] = {}

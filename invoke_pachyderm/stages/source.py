@@ -72,9 +72,12 @@ def check_out_dir(settings: Settings, info: GitInfo | None = None) -> None:
     from invoke_pachyderm.stages.render import check_spec_globs
 
     check_spec_globs(settings)  # before globbing them: pathlib refuses an absolute pattern
+    from invoke_pachyderm.backends.build_context import resolved
+
     for pattern in settings.spec_globs:
-        for template in project.glob(pattern):
-            if _inside(template.resolve(), out):
+        templates = list(project.glob(pattern))
+        for template, target in zip(templates, resolved(templates)):
+            if _inside(target, out):
                 raise ConfigError(f"{where} holds the template {template.relative_to(project)}; {fix}")
     top = Path(info.top).resolve() if info is not None and info.top else repo_root(project)
     if not _inside(out, top):
