@@ -148,8 +148,8 @@ def image_commits(settings: Settings, images: list[ImageConfig], git: GitInfo) -
 def _first_changes(project_dir: Path, queries: dict[int, tuple[_InputChanges, list[str]]],
                    head: ImageCommit) -> dict[int, ImageCommit]:
     """For each query, the first of WALK_LIMIT commits touching any query's paths that changed one of
-    its inputs, or HEAD when all were read and none did; queries this cannot answer (git failed,
-    or the limit reached, when there are several) are left out."""
+    its inputs, else HEAD. With several queries, those this cannot answer (git failed, or the limit
+    was reached before their change) are left out, for their own log to answer."""
     pathspecs = list(dict.fromkeys(spec for _, specs in queries.values() for spec in specs))
     try:
         log = _git(
