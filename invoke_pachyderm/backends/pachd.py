@@ -51,7 +51,8 @@ class DeployedPipeline:
     version: int
     state: str
     reason: str
-    details: Any = field(default=None, repr=False, compare=False)  # PipelineInfo.Details, as pachd sent it
+    # PipelineInfo.Details as pachd sent it: the message, or its wire bytes (parsed when the spec is read)
+    details: Any = field(default=None, repr=False, compare=False)
     annotations: dict[str, str] = field(default_factory=dict)
     user_spec_json: str = ""  # pachd >= 2.8 only
     effective_spec_json: str = ""
@@ -203,12 +204,12 @@ class Cluster:
         wanted = set(names) if names is not None else None
         result = {}
         for raw in raws:
-            info = pps_pb2.PipelineInfo.FromString(raw)
-            if info.pipeline.project.name not in ("", self.project):
+            project, pipeline = read_deployed(raw, self.has_defaults)
+            if project not in ("", self.project):
                 continue
-            if wanted is not None and info.pipeline.name not in wanted:
+            if wanted is not None and pipeline.name not in wanted:
                 continue
-            result[info.pipeline.name] = to_deployed(info, self.has_defaults, raw)
+            result[pipeline.name] = pipeline
         return result
 
     def history(self, name: str) -> list[DeployedPipeline]:
@@ -228,9 +229,9 @@ class Cluster:
         request = pps_pb2.ListPipelineRequest(details=False, projects=[pfs_pb2.Project(name=self.project)])
         found = {}
         for raw in self.call("ListPipeline", self._raw_pipeline_infos, request):
-            info = pps_pb2.PipelineInfo.FromString(raw)
-            if info.pipeline.name in wanted_set and (info.pipeline.project.name or "default") == self.project:
-                found[info.pipeline.name] = to_deployed(info)
+            project, pipeline = read_deployed(raw, has_defaults=False)
+            if pipeline.name in wanted_set and (project or "default") == self.project:
+                found[pipeline.name] = pipeline
         missing = [name for name in wanted if name not in found]
         if missing:
             raise PachdError(
@@ -735,6 +736,30 @@ def _failed_request(error, specs: list) -> str | None:
     return None
 
 
+def read_deployed(raw: bytes, has_defaults: bool = False) -> tuple[str, DeployedPipeline]:
+    """(project name as sent, pipeline) from a PipelineInfo's wire bytes: what to_deployed gives
+    for the parsed message, without parsing its Details (see pachd_wire)."""
+    from python_pachyderm.proto.v2.pps import pps_pb2
+
+    from invoke_pachyderm.backends.pachd_wire import Unusual, read_pipeline_info
+
+    try:
+        parts = read_pipeline_info(raw)
+    except Unusual:
+        info = pps_pb2.PipelineInfo.FromString(raw)
+        return info.pipeline.project.name, to_deployed(info, has_defaults)
+    specs = {"user_spec_json": parts.user_spec_json, "effective_spec_json": parts.effective_spec_json}
+    return parts.project, DeployedPipeline(
+        name=parts.name,
+        version=parts.version,
+        state=pps_pb2.PipelineState.Name(parts.state),
+        reason=parts.reason or parts.details_reason,
+        details=parts.details,
+        annotations=parts.annotations,
+        **(specs if has_defaults else {}),
+    )
+
+
 def to_deployed(info, has_defaults: bool = False, raw: bytes | None = None) -> DeployedPipeline:
     """`raw`: the PipelineInfo's wire bytes when at hand (fields 13/14 are then read from them,
     not from the message serialized again)."""
@@ -758,6 +783,8 @@ def spec_of_details(name: str, details) -> dict[str, Any]:
     from google.protobuf import json_format
     from python_pachyderm.proto.v2.pps import pps_pb2
 
+    if isinstance(details, bytes):
+        details = pps_pb2.PipelineInfo.Details.FromString(details)
     as_dict = json_format.MessageToDict(details, preserving_proto_field_name=True)
     request_fields = {f.name for f in pps_pb2.CreatePipelineRequest.DESCRIPTOR.fields}
     spec = {k: v for k, v in as_dict.items() if k in request_fields and k not in DETAIL_FIELDS_SKIPPED}
