@@ -31,9 +31,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from invoke_pachyderm.core.artifacts import RenderedSpec
 from invoke_pachyderm.core.config import PachdTarget
 from invoke_pachyderm.core.errors import PachdError
+from invoke_pachyderm.backends.pachd_early import CONNECT_TIMEOUT, EarlyReads, metadata, open_channel
 from invoke_pachyderm.backends.pachd_forms import normalize_spec
 
-CONNECT_TIMEOUT = 10.0
 # defaults.go builtInDefaults, the base every effective spec is merged onto
 BUILT_IN_DEFAULTS = {
     "transform": {"image": "ubuntu:20.04"}, "output_branch": "master", "datum_tries": 3,
@@ -76,7 +76,8 @@ ENTERPRISE_LIMITS_GONE = (2, 12)
 class Cluster:
     """A connected pachd, with every gRPC error turned into one PachdError line."""
 
-    def __init__(self, target: PachdTarget, project: str):
+    def __init__(self, target: PachdTarget, project: str, early: EarlyReads | None = None):
+        """`early`: GetVersion and ListPipeline already sent on its channel (pachd_early)."""
         import python_pachyderm
 
         self.target = target
@@ -85,29 +86,47 @@ class Cluster:
             host=target.host, port=target.port, auth_token=target.token, tls=target.tls,
             root_certs=target.root_certs,
         )
-        self.channel = self._open_channel()
+        self._early_reads = early
+        self.channel = early.channel if early is not None else self._open_channel()
         self.version = self._check_reachable()
         self.has_defaults = self.version >= DEFAULTS_VERSION
         self._defaults: tuple[str, str] | None = None
         self._base: dict[str, Any] | None = None  # see _defaults_base
         self._pipelines_seen: int | None = None  # on the whole cluster, see _needs_handler_checks
+        self._early: dict[str, Any] = {}  # see prefetch
+
+    def prefetch(self) -> None:
+        """Ask now what a deploy's plan reads first (every pipeline with details, the defaults),
+        keeping each answer, or its PachdError, for the first call that needs it. For a thread of
+        its own (stages/connection.py): the main thread meanwhile reads git and renders."""
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        early = self._early_reads
+        reads = [("ListPipeline", lambda: self.call(
+            "ListPipeline", early.listing) if early is not None else self.call(
+            "ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True)))]
+        if self.has_defaults:
+            reads.append(("defaults", self._read_defaults))
+        for key, read in reads:
+            try:
+                self._early[key] = (read(), None)
+            except PachdError as error:
+                self._early[key] = (None, error)
+
+    def _prefetched(self, key: str, read: Callable[[], Any]):
+        """The prefetched answer (once: a later call asks pachd again), else read()."""
+        if key not in self._early:
+            return read()
+        answer, error = self._early.pop(key)
+        if error is not None:
+            raise error
+        return answer
 
     def _open_channel(self):
-        import grpc
-
-        address = f"{self.target.host}:{self.target.port}"
-        if self.target.tls:
-            credentials = grpc.ssl_channel_credentials(root_certificates=self.target.root_certs)
-            return grpc.secure_channel(address, credentials)
-        return grpc.insecure_channel(address)
+        return open_channel(self.target)
 
     def _metadata(self, transaction_id: str | None = None) -> list[tuple[str, str]]:
-        metadata = []
-        if self.target.token:
-            metadata.append(("authn-token", self.target.token))
-        if transaction_id:
-            metadata.append(("pach-transaction", transaction_id))
-        return metadata
+        return metadata(self.target, transaction_id)
 
     def _v28(self, method: str, request, transaction_id: str | None = None):
         """One of the >= 2.8 RPCs python-pachyderm 7.6 lacks (raw grpc.RpcError on failure)."""
@@ -137,8 +156,10 @@ class Cluster:
         from google.protobuf import empty_pb2
         from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
-        stub = version_pb2_grpc.APIStub(self.channel)
         try:
+            if self._early_reads is not None:
+                return self._early_reads.version()
+            stub = version_pb2_grpc.APIStub(self.channel)
             version = stub.GetVersion(empty_pb2.Empty(), timeout=CONNECT_TIMEOUT, metadata=self._metadata())
             return (version.major, version.minor)
         except grpc.RpcError as error:
@@ -199,7 +220,8 @@ class Cluster:
     def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
         from python_pachyderm.proto.v2.pps import pps_pb2
 
-        raws = self.call("ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True))
+        raws = self._prefetched("ListPipeline", lambda: self.call(
+            "ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True)))
         self._pipelines_seen = len(raws)
         wanted = set(names) if names is not None else None
         result = {}
@@ -255,16 +277,19 @@ class Cluster:
     def defaults(self) -> tuple[str, str]:
         """(cluster defaults JSON, project defaults JSON), read once per deploy (pachd >= 2.8)."""
         if self._defaults is None:
-            from invoke_pachyderm.backends.pachd_v28 import messages
-
-            m = messages()
-            cluster = self.call("GetClusterDefaults", self._v28, "GetClusterDefaults", m.GetClusterDefaultsRequest())
-            project = self.call(
-                "GetProjectDefaults", self._v28, "GetProjectDefaults",
-                m.GetProjectDefaultsRequest(project=m.Project(name=self.project)),
-            )
-            self._defaults = (cluster.cluster_defaults_json or "{}", project.project_defaults_json or "{}")
+            self._defaults = self._prefetched("defaults", self._read_defaults)
         return self._defaults
+
+    def _read_defaults(self) -> tuple[str, str]:
+        from invoke_pachyderm.backends.pachd_v28 import messages
+
+        m = messages()
+        cluster = self.call("GetClusterDefaults", self._v28, "GetClusterDefaults", m.GetClusterDefaultsRequest())
+        project = self.call(
+            "GetProjectDefaults", self._v28, "GetProjectDefaults",
+            m.GetProjectDefaultsRequest(project=m.Project(name=self.project)),
+        )
+        return (cluster.cluster_defaults_json or "{}", project.project_defaults_json or "{}")
 
     def compare_forms(self, deployed: DeployedPipeline | None, body: Mapping[str, Any]):
         """(deployed, rendered) in the form the diff compares, for this pachd's version."""

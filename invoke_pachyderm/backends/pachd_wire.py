@@ -120,15 +120,15 @@ def fields(raw: bytes):
     varint field the payload is the varint itself."""
     position, end = 0, len(raw)
     while position < end:
-        key, position = _varint(raw, position)
+        key, position = varint_at(raw, position)
         number, wire_type = key >> 3, key & 7
         if number == 0:
             raise Unusual("field number 0")
         start = position
         if wire_type == _VARINT:
-            _, position = _varint(raw, position)
+            _, position = varint_at(raw, position)
         elif wire_type == _LENGTH:
-            length, start = _varint(raw, position)
+            length, start = varint_at(raw, position)
             position = start + length
         elif wire_type == _FIXED64:
             position += 8
@@ -141,7 +141,8 @@ def fields(raw: bytes):
         yield number, wire_type, start, position
 
 
-def _varint(raw: bytes, position: int) -> tuple[int, int]:
+def varint_at(raw: bytes, position: int) -> tuple[int, int]:
+    """(value, position after it) of the varint at `position`."""
     result = shift = 0
     for position in range(position, min(position + 10, len(raw))):
         byte = raw[position]
@@ -155,7 +156,7 @@ def _varint(raw: bytes, position: int) -> tuple[int, int]:
 def _scalar(raw: bytes, wire_type: int, start: int) -> int:
     if wire_type != _VARINT:
         raise Unusual("a varint field with another wire type")
-    return _varint(raw, start)[0]
+    return varint_at(raw, start)[0]
 
 
 def _int32(value: int) -> int:

@@ -23,7 +23,7 @@ from invoke_pachyderm.stages import source
 from invoke_pachyderm.core.artifacts import Artifacts, DeployPlan, ImageArtifact, PipelineChange, PipelineStatus, RenderedSpec, Restored
 from invoke_pachyderm.stages.concurrency import guard, planned_versions
 from invoke_pachyderm.core.config import Settings, check_build_files, is_ci
-from invoke_pachyderm.stages.connection import connect
+from invoke_pachyderm.stages.connection import EarlyConnection, connect
 from invoke_pachyderm.core.errors import ConfigError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
 from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info, read_git_info_or_none
 from invoke_pachyderm.core.output import Reporter
@@ -201,14 +201,16 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
 
 
 class _Connection:
-    """The pachd connection, made when the plan first needs pachd (after the git and template checks)."""
+    """The pachd connection, begun at once (connection.EarlyConnection) but handed over, and its
+    errors raised, when the plan first needs pachd (after the git and template checks)."""
 
     def __init__(self, settings: Settings, reporter: Reporter, cluster=None):
         self.settings, self.reporter, self.cluster = settings, reporter, cluster
+        self._early = EarlyConnection(settings, reporter) if cluster is None else None
 
     def get(self):
         if self.cluster is None:
-            self.cluster = connect(self.settings, self.reporter)
+            self.cluster = self._early.get() if self._early is not None else connect(self.settings, self.reporter)
         return self.cluster
 
 
