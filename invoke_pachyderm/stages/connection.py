@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
-from invoke_pachyderm.core.config import Settings, resolve_pachd
+from invoke_pachyderm.core.config import PachdTarget, Settings, resolve_pachd
 from invoke_pachyderm.core.output import Reporter
 
 
@@ -25,7 +26,9 @@ class EarlyConnection:
 
     def __init__(self, settings: Settings, reporter: Reporter):
         self._settings, self._reporter = settings, reporter
-        self._target = self._cluster = self._error = None
+        self._target: PachdTarget | None = None
+        self._cluster: Any = None
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._connect, name="pachd-connect", daemon=True)
         self._thread.start()
 
@@ -33,11 +36,11 @@ class EarlyConnection:
         try:
             from invoke_pachyderm.backends.pachd_early import EarlyReads
 
-            self._target = resolve_pachd(self._settings)
-            early = EarlyReads(self._target)  # sent before python_pachyderm is imported
+            target = self._target = resolve_pachd(self._settings)
+            early = EarlyReads(target)  # sent before python_pachyderm is imported
             from invoke_pachyderm.backends.pachd import Cluster
 
-            self._cluster = Cluster(self._target, self._settings.project, early)
+            self._cluster = Cluster(target, self._settings.project, early)
             self._cluster.prefetch()
         except BaseException as error:  # raised by get(), in the caller's thread
             self._error = error
