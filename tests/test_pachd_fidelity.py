@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 
+import grpc
+import pytest
 from project_helpers import make_project
+from python_pachyderm.proto.v2.pps import pps_pb2
+from test_pachd_wire import same_reading
 
 CROSS = """{
   "pipeline": {"name": "crossed"},
@@ -25,6 +29,21 @@ TRIGGERED = """{
   "input": {"pfs": {"repo": "images", "glob": "/*/", "trigger": {"size": "1M"}}}
 }
 """
+
+
+@pytest.fixture(autouse=True)
+def every_pipeline_reads_as_protobuf_reads_it(cluster):
+    """After each test, every version of every pipeline the double lists (as deployed() and
+    states() ask: with and without details) reads from the wire as protobuf parses it."""
+    yield
+    with grpc.insecure_channel(cluster.address) as channel:
+        stream = channel.unary_stream("/pps_v2.API/ListPipeline",
+                                      request_serializer=pps_pb2.ListPipelineRequest.SerializeToString)
+        raws = [raw for details in (True, False)
+                for raw in stream(pps_pb2.ListPipelineRequest(details=details, history=-1))]
+    assert len(raws) >= 4  # each test deploys two pipelines
+    for raw in raws:
+        same_reading(raw)
 
 
 def fidelity_project(tmp_path, services, registry, cluster, unique_repo):

@@ -31,9 +31,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from invoke_pachyderm.core.artifacts import RenderedSpec
 from invoke_pachyderm.core.config import PachdTarget
 from invoke_pachyderm.core.errors import PachdError
+from invoke_pachyderm.backends.pachd_early import CONNECT_TIMEOUT, EarlyReads, metadata, open_channel
 from invoke_pachyderm.backends.pachd_forms import normalize_spec
 
-CONNECT_TIMEOUT = 10.0
 # defaults.go builtInDefaults, the base every effective spec is merged onto
 BUILT_IN_DEFAULTS = {
     "transform": {"image": "ubuntu:20.04"}, "output_branch": "master", "datum_tries": 3,
@@ -51,7 +51,8 @@ class DeployedPipeline:
     version: int
     state: str
     reason: str
-    details: Any = field(default=None, repr=False, compare=False)  # PipelineInfo.Details, as pachd sent it
+    # PipelineInfo.Details as pachd sent it: the message, or its wire bytes (parsed when the spec is read)
+    details: Any = field(default=None, repr=False, compare=False)
     annotations: dict[str, str] = field(default_factory=dict)
     user_spec_json: str = ""  # pachd >= 2.8 only
     effective_spec_json: str = ""
@@ -75,7 +76,8 @@ ENTERPRISE_LIMITS_GONE = (2, 12)
 class Cluster:
     """A connected pachd, with every gRPC error turned into one PachdError line."""
 
-    def __init__(self, target: PachdTarget, project: str):
+    def __init__(self, target: PachdTarget, project: str, early: EarlyReads | None = None):
+        """`early`: GetVersion and ListPipeline already sent on its channel (pachd_early)."""
         import python_pachyderm
 
         self.target = target
@@ -84,29 +86,47 @@ class Cluster:
             host=target.host, port=target.port, auth_token=target.token, tls=target.tls,
             root_certs=target.root_certs,
         )
-        self.channel = self._open_channel()
+        self._early_reads = early
+        self.channel = early.channel if early is not None else self._open_channel()
         self.version = self._check_reachable()
         self.has_defaults = self.version >= DEFAULTS_VERSION
         self._defaults: tuple[str, str] | None = None
         self._base: dict[str, Any] | None = None  # see _defaults_base
         self._pipelines_seen: int | None = None  # on the whole cluster, see _needs_handler_checks
+        self._early: dict[str, Any] = {}  # see prefetch
+
+    def prefetch(self) -> None:
+        """Ask now what a deploy's plan reads first (every pipeline with details, the defaults),
+        keeping each answer, or its PachdError, for the first call that needs it. For a thread of
+        its own (stages/connection.py): the main thread meanwhile reads git and renders."""
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
+        early = self._early_reads
+        reads = [("ListPipeline", lambda: self.call(
+            "ListPipeline", early.listing) if early is not None else self.call(
+            "ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True)))]
+        if self.has_defaults:
+            reads.append(("defaults", self._read_defaults))
+        for key, read in reads:
+            try:
+                self._early[key] = (read(), None)
+            except PachdError as error:
+                self._early[key] = (None, error)
+
+    def _prefetched(self, key: str, read: Callable[[], Any]):
+        """The prefetched answer (once: a later call asks pachd again), else read()."""
+        if key not in self._early:
+            return read()
+        answer, error = self._early.pop(key)
+        if error is not None:
+            raise error
+        return answer
 
     def _open_channel(self):
-        import grpc
-
-        address = f"{self.target.host}:{self.target.port}"
-        if self.target.tls:
-            credentials = grpc.ssl_channel_credentials(root_certificates=self.target.root_certs)
-            return grpc.secure_channel(address, credentials)
-        return grpc.insecure_channel(address)
+        return open_channel(self.target)
 
     def _metadata(self, transaction_id: str | None = None) -> list[tuple[str, str]]:
-        metadata = []
-        if self.target.token:
-            metadata.append(("authn-token", self.target.token))
-        if transaction_id:
-            metadata.append(("pach-transaction", transaction_id))
-        return metadata
+        return metadata(self.target, transaction_id)
 
     def _v28(self, method: str, request, transaction_id: str | None = None):
         """One of the >= 2.8 RPCs python-pachyderm 7.6 lacks (raw grpc.RpcError on failure)."""
@@ -136,8 +156,10 @@ class Cluster:
         from google.protobuf import empty_pb2
         from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
-        stub = version_pb2_grpc.APIStub(self.channel)
         try:
+            if self._early_reads is not None:
+                return self._early_reads.version()
+            stub = version_pb2_grpc.APIStub(self.channel)
             version = stub.GetVersion(empty_pb2.Empty(), timeout=CONNECT_TIMEOUT, metadata=self._metadata())
             return (version.major, version.minor)
         except grpc.RpcError as error:
@@ -198,17 +220,18 @@ class Cluster:
     def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
         from python_pachyderm.proto.v2.pps import pps_pb2
 
-        raws = self.call("ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True))
+        raws = self._prefetched("ListPipeline", lambda: self.call(
+            "ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True)))
         self._pipelines_seen = len(raws)
         wanted = set(names) if names is not None else None
         result = {}
         for raw in raws:
-            info = pps_pb2.PipelineInfo.FromString(raw)
-            if info.pipeline.project.name not in ("", self.project):
+            project, pipeline = read_deployed(raw, self.has_defaults)
+            if project not in ("", self.project):
                 continue
-            if wanted is not None and info.pipeline.name not in wanted:
+            if wanted is not None and pipeline.name not in wanted:
                 continue
-            result[info.pipeline.name] = to_deployed(info, self.has_defaults, raw)
+            result[pipeline.name] = pipeline
         return result
 
     def history(self, name: str) -> list[DeployedPipeline]:
@@ -228,9 +251,9 @@ class Cluster:
         request = pps_pb2.ListPipelineRequest(details=False, projects=[pfs_pb2.Project(name=self.project)])
         found = {}
         for raw in self.call("ListPipeline", self._raw_pipeline_infos, request):
-            info = pps_pb2.PipelineInfo.FromString(raw)
-            if info.pipeline.name in wanted_set and (info.pipeline.project.name or "default") == self.project:
-                found[info.pipeline.name] = to_deployed(info)
+            project, pipeline = read_deployed(raw, has_defaults=False)
+            if pipeline.name in wanted_set and (project or "default") == self.project:
+                found[pipeline.name] = pipeline
         missing = [name for name in wanted if name not in found]
         if missing:
             raise PachdError(
@@ -254,16 +277,19 @@ class Cluster:
     def defaults(self) -> tuple[str, str]:
         """(cluster defaults JSON, project defaults JSON), read once per deploy (pachd >= 2.8)."""
         if self._defaults is None:
-            from invoke_pachyderm.backends.pachd_v28 import messages
-
-            m = messages()
-            cluster = self.call("GetClusterDefaults", self._v28, "GetClusterDefaults", m.GetClusterDefaultsRequest())
-            project = self.call(
-                "GetProjectDefaults", self._v28, "GetProjectDefaults",
-                m.GetProjectDefaultsRequest(project=m.Project(name=self.project)),
-            )
-            self._defaults = (cluster.cluster_defaults_json or "{}", project.project_defaults_json or "{}")
+            self._defaults = self._prefetched("defaults", self._read_defaults)
         return self._defaults
+
+    def _read_defaults(self) -> tuple[str, str]:
+        from invoke_pachyderm.backends.pachd_v28 import messages
+
+        m = messages()
+        cluster = self.call("GetClusterDefaults", self._v28, "GetClusterDefaults", m.GetClusterDefaultsRequest())
+        project = self.call(
+            "GetProjectDefaults", self._v28, "GetProjectDefaults",
+            m.GetProjectDefaultsRequest(project=m.Project(name=self.project)),
+        )
+        return (cluster.cluster_defaults_json or "{}", project.project_defaults_json or "{}")
 
     def compare_forms(self, deployed: DeployedPipeline | None, body: Mapping[str, Any]):
         """(deployed, rendered) in the form the diff compares, for this pachd's version."""
@@ -735,6 +761,30 @@ def _failed_request(error, specs: list) -> str | None:
     return None
 
 
+def read_deployed(raw: bytes, has_defaults: bool = False) -> tuple[str, DeployedPipeline]:
+    """(project name as sent, pipeline) from a PipelineInfo's wire bytes: what to_deployed gives
+    for the parsed message, without parsing its Details (see pachd_wire)."""
+    from python_pachyderm.proto.v2.pps import pps_pb2
+
+    from invoke_pachyderm.backends.pachd_wire import Unusual, read_pipeline_info
+
+    try:
+        parts = read_pipeline_info(raw)
+    except Unusual:
+        info = pps_pb2.PipelineInfo.FromString(raw)
+        return info.pipeline.project.name, to_deployed(info, has_defaults)
+    specs = {"user_spec_json": parts.user_spec_json, "effective_spec_json": parts.effective_spec_json}
+    return parts.project, DeployedPipeline(
+        name=parts.name,
+        version=parts.version,
+        state=pps_pb2.PipelineState.Name(parts.state),
+        reason=parts.reason or parts.details_reason,
+        details=parts.details,
+        annotations=parts.annotations,
+        **(specs if has_defaults else {}),
+    )
+
+
 def to_deployed(info, has_defaults: bool = False, raw: bytes | None = None) -> DeployedPipeline:
     """`raw`: the PipelineInfo's wire bytes when at hand (fields 13/14 are then read from them,
     not from the message serialized again)."""
@@ -758,6 +808,8 @@ def spec_of_details(name: str, details) -> dict[str, Any]:
     from google.protobuf import json_format
     from python_pachyderm.proto.v2.pps import pps_pb2
 
+    if isinstance(details, bytes):
+        details = pps_pb2.PipelineInfo.Details.FromString(details)
     as_dict = json_format.MessageToDict(details, preserving_proto_field_name=True)
     request_fields = {f.name for f in pps_pb2.CreatePipelineRequest.DESCRIPTOR.fields}
     spec = {k: v for k, v in as_dict.items() if k in request_fields and k not in DETAIL_FIELDS_SKIPPED}

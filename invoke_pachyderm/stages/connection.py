@@ -1,7 +1,10 @@
 """The pachd connection of a task: where pachd is (config), its token kept out of the output."""
 from __future__ import annotations
 
-from invoke_pachyderm.core.config import Settings, resolve_pachd
+import threading
+from typing import Any
+
+from invoke_pachyderm.core.config import PachdTarget, Settings, resolve_pachd
 from invoke_pachyderm.core.output import Reporter
 
 
@@ -11,3 +14,41 @@ def connect(settings: Settings, reporter: Reporter):
     target = resolve_pachd(settings)
     reporter.add_secret(target.token)
     return Cluster(target, settings.project)
+
+
+class EarlyConnection:
+    """connect(), begun at once in a thread of its own, with Cluster.prefetch: importing
+    python_pachyderm and pachd's answers overlap the main thread's git processes and rendering.
+
+    Nothing is raised in the thread: get() joins it and raises what connect() would have raised,
+    so an error still comes where the caller asks for the connection (after the git and template
+    checks), in connect()'s words. A daemon thread: an exit before get() does not wait for pachd."""
+
+    def __init__(self, settings: Settings, reporter: Reporter):
+        self._settings, self._reporter = settings, reporter
+        self._target: PachdTarget | None = None
+        self._cluster: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._connect, name="pachd-connect", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        try:
+            from invoke_pachyderm.backends.pachd_early import EarlyReads
+
+            target = self._target = resolve_pachd(self._settings)
+            early = EarlyReads(target)  # sent before python_pachyderm is imported
+            from invoke_pachyderm.backends.pachd import Cluster
+
+            self._cluster = Cluster(target, self._settings.project, early)
+            self._cluster.prefetch()
+        except BaseException as error:  # raised by get(), in the caller's thread
+            self._error = error
+
+    def get(self):
+        self._thread.join()
+        if self._target is not None:
+            self._reporter.add_secret(self._target.token)
+        if self._error is not None:
+            raise self._error
+        return self._cluster

@@ -23,7 +23,7 @@ from invoke_pachyderm.stages import source
 from invoke_pachyderm.core.artifacts import Artifacts, DeployPlan, ImageArtifact, PipelineChange, PipelineStatus, RenderedSpec, Restored
 from invoke_pachyderm.stages.concurrency import guard, planned_versions
 from invoke_pachyderm.core.config import Settings, check_build_files, is_ci
-from invoke_pachyderm.stages.connection import connect
+from invoke_pachyderm.stages.connection import EarlyConnection, connect
 from invoke_pachyderm.core.errors import ConfigError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
 from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info, read_git_info_or_none
 from invoke_pachyderm.core.output import Reporter
@@ -201,14 +201,16 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
 
 
 class _Connection:
-    """The pachd connection, made when the plan first needs pachd (after the git and template checks)."""
+    """The pachd connection, begun at once (connection.EarlyConnection) but handed over, and its
+    errors raised, when the plan first needs pachd (after the git and template checks)."""
 
     def __init__(self, settings: Settings, reporter: Reporter, cluster=None):
         self.settings, self.reporter, self.cluster = settings, reporter, cluster
+        self._early = EarlyConnection(settings, reporter) if cluster is None else None
 
     def get(self):
         if self.cluster is None:
-            self.cluster = connect(self.settings, self.reporter)
+            self.cluster = self._early.get() if self._early is not None else connect(self.settings, self.reporter)
         return self.cluster
 
 
@@ -247,8 +249,12 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
         checks.append("smoke sample folder exists")
     with clock.stage("pachd"):
         cluster = cluster.get() if isinstance(cluster, _Connection) else cluster or connect(settings, reporter)
-        check_inputs_exist(cluster, specs)
         deployed = cluster.deployed([spec.name for spec in specs])
+    with clock.stage("plan"):
+        changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+    with clock.stage("pachd"):
+        # an unchanged pipeline sends nothing, and pachd refuses to delete a repo a pipeline reads
+        check_inputs_exist(cluster, specs, {c.name for c in changes if c.action != "unchanged"})
         owner = resolve_owner(settings, tagged.git)
         refuse_foreign(deployed, owner, settings.project, options.adopt)
         doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
@@ -259,8 +265,6 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
         refuse_older(settings, tagged.git, deployed)
         checks.append("no pipeline runs a newer commit")
     against = {**deployed, **{p.name: p for p in doomed}}  # what the plan is computed against
-    with clock.stage("plan"):
-        changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
     return DeployPlan(
         git=tagged.git,
         images=tagged.images,
@@ -393,13 +397,20 @@ def roll_back_failed_deploy(cluster, reporter: Reporter, changes: list[PipelineC
     return HealthError(failure.message + (rolled or "; nothing to roll back"))
 
 
-def check_inputs_exist(cluster, specs: list[RenderedSpec]) -> None:
-    """Every pfs input repo exists, in the input's own project (the pipeline's when it names none)."""
+def check_inputs_exist(cluster, specs: list[RenderedSpec], sent: set[str] | None = None) -> None:
+    """Every pfs input repo exists, in the input's own project (the pipeline's when it names none).
+
+    `sent`: the pipelines this deploy creates or updates (None: all); only their inputs are looked
+    up, and without any, no ListRepo is sent."""
     produced = {(cluster.project, spec.name) for spec in specs}
     needed: dict[tuple[str, str], str] = {}
     for spec in specs:
+        if sent is not None and spec.name not in sent:
+            continue
         for pair in sorted(prune.reads(spec.spec, cluster.project) - produced):
             needed.setdefault(pair, spec.name)
+    if not needed:
+        return
     missing = cluster.missing_repos(needed)
     if missing:
         project, repo = missing[0]

@@ -1,0 +1,93 @@
+"""A deploy's first reads of pachd, sent before python_pachyderm is imported.
+
+Importing python_pachyderm takes ~0.1-0.2 s (its package imports every generated module); grpc
+alone is a fraction of that. So GetVersion and ListPipeline(details=True) go out on a plain grpc
+channel, hand-encoded (two constant requests), and pachd works on them while python_pachyderm
+loads. The stream is drained by a thread of its own: pachd sends a long list only as fast as it
+is read (HTTP/2 flow control). Cluster then takes the channel and the answers (see Cluster.__init__).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from invoke_pachyderm.core.config import PachdTarget
+
+CONNECT_TIMEOUT = 10.0
+LIST_PIPELINE_WITH_DETAILS = b"\x18\x01"  # pps.proto ListPipelineRequest{details: true} (field 3)
+_EMPTY = b""  # google.protobuf.Empty
+
+
+def _identity(raw: bytes) -> bytes:
+    return raw
+
+
+def open_channel(target: PachdTarget):
+    import grpc
+
+    address = f"{target.host}:{target.port}"
+    if target.tls:
+        credentials = grpc.ssl_channel_credentials(root_certificates=target.root_certs)
+        return grpc.secure_channel(address, credentials)
+    return grpc.insecure_channel(address)
+
+
+def metadata(target: PachdTarget, transaction_id: str | None = None) -> list[tuple[str, str]]:
+    found = []
+    if target.token:
+        found.append(("authn-token", target.token))
+    if transaction_id:
+        found.append(("pach-transaction", transaction_id))
+    return found
+
+
+class EarlyReads:
+    """GetVersion and ListPipeline(details=True) in flight on `channel`."""
+
+    def __init__(self, target: PachdTarget):
+        self.channel = open_channel(target)
+        get_version = self.channel.unary_unary(
+            "/versionpb_v2.API/GetVersion", request_serializer=_identity, response_deserializer=_identity
+        )
+        self._version = get_version.future(_EMPTY, timeout=CONNECT_TIMEOUT, metadata=metadata(target))
+        list_pipeline = self.channel.unary_stream(
+            "/pps_v2.API/ListPipeline", request_serializer=_identity, response_deserializer=_identity
+        )
+        self._listing: list[bytes] = []
+        self._list_error: Any = None
+        stream = list_pipeline(LIST_PIPELINE_WITH_DETAILS, metadata=metadata(target))
+        self._drain = threading.Thread(target=self._read_all, args=(stream,), name="pachd-list", daemon=True)
+        self._drain.start()
+
+    def _read_all(self, stream) -> None:
+        try:
+            self._listing.extend(stream)
+        except BaseException as error:  # grpc.RpcError mostly; raised by listing()
+            self._list_error = error
+
+    def version(self) -> tuple[int, int]:
+        """(major, minor) from GetVersion; grpc.RpcError as the call raises it."""
+        from invoke_pachyderm.backends.pachd_wire import Unusual, fields, varint_at
+
+        raw = self._version.result()
+        found = {1: 0, 2: 0}  # version.proto Version: major 1, minor 2 (uint32)
+        try:
+            for number, wire_type, start, _ in fields(raw):
+                if number in found:
+                    if wire_type != 0:
+                        raise Unusual("a version number with another wire type")
+                    found[number] = varint_at(raw, start)[0] & 0xFFFFFFFF
+        except Unusual:
+            from python_pachyderm.proto.v2.version.versionpb import version_pb2
+
+            version = version_pb2.Version.FromString(raw)
+            return version.major, version.minor
+        return found[1], found[2]
+
+    def listing(self) -> list[bytes]:
+        """Every PipelineInfo's wire bytes; grpc.RpcError as the stream raised it."""
+        self._drain.join()
+        if self._list_error is not None:
+            raise self._list_error
+        return self._listing
+
