@@ -111,3 +111,29 @@ def test_an_unchanged_deploy_lists_no_repos_and_a_change_does(tmp_path, services
     assert changed.code == 0, changed.stderr
     assert [p["action"] for p in changed.json["pipelines"]] == ["update"]
     assert "ListRepo" in cluster.calls[seen:]
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """Module names from PYTHONPROFILEIMPORTTIME's lines ("import time: self | cumulative | name")."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_an_unchanged_deploy_on_pachd_2_8_never_loads_python_pachyderm(tmp_path, services, registry, cluster,
+                                                                       unique_repo):
+    """Its ~0.25 s import is most of a no-op's time: pachd is read with hand-encoded requests and the
+    specs compared with pps_table; a change to apply loads it as before."""
+    project = make_project(tmp_path, services, f"grpc://{cluster.address}", f"{registry.host}/{unique_repo}")
+    assert project.invoke("deploy").code == 0
+    profile = {"PYTHONPROFILEIMPORTTIME": "1"}
+    again = project.invoke("deploy", "--json", env=profile)
+    assert again.code == 0, again.stderr
+    assert [p["action"] for p in again.json["pipelines"]] == ["unchanged"]
+    loaded = imported_modules(again.stderr)
+    assert "grpc" in loaded  # the profile is read right
+    assert ("python_pachyderm" in loaded) is (not cluster.has_defaults)
+    project.pipeline("edges", "images", description="changed")
+    project.commit("describe")
+    changed = project.invoke("deploy", "--json", env=profile)
+    assert changed.code == 0, changed.stderr
+    assert [p["action"] for p in changed.json["pipelines"]] == ["update"]
+    assert "python_pachyderm" in imported_modules(changed.stderr)

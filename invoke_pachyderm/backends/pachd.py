@@ -78,14 +78,8 @@ class Cluster:
 
     def __init__(self, target: PachdTarget, project: str, early: EarlyReads | None = None):
         """`early`: GetVersion and ListPipeline already sent on its channel (pachd_early)."""
-        import python_pachyderm
-
         self.target = target
         self.project = project
-        self.client = python_pachyderm.Client(
-            host=target.host, port=target.port, auth_token=target.token, tls=target.tls,
-            root_certs=target.root_certs,
-        )
         self._early_reads = early
         self.channel = early.channel if early is not None else self._open_channel()
         self.version = self._check_reachable()
@@ -95,16 +89,25 @@ class Cluster:
         self._pipelines_seen: int | None = None  # on the whole cluster, see _needs_handler_checks
         self._early: dict[str, Any] = {}  # see prefetch
 
+    @functools.cached_property
+    def client(self):
+        """python-pachyderm's client, made on first use: an unchanged deploy on pachd >= 2.8 reads
+        pachd with hand-encoded requests (pachd_early) and never imports python_pachyderm."""
+        import python_pachyderm
+
+        target = self.target
+        return python_pachyderm.Client(
+            host=target.host, port=target.port, auth_token=target.token, tls=target.tls,
+            root_certs=target.root_certs,
+        )
+
     def prefetch(self) -> None:
         """Ask now what a deploy's plan reads first (every pipeline with details, the defaults),
         keeping each answer, or its PachdError, for the first call that needs it. For a thread of
         its own (stages/connection.py): the main thread meanwhile reads git and renders."""
-        from python_pachyderm.proto.v2.pps import pps_pb2
-
         early = self._early_reads
         reads = [("ListPipeline", lambda: self.call(
-            "ListPipeline", early.listing) if early is not None else self.call(
-            "ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True)))]
+            "ListPipeline", early.listing) if early is not None else self._list_with_details())]
         if self.has_defaults:
             reads.append(("defaults", self._read_defaults))
         for key, read in reads:
@@ -153,12 +156,13 @@ class Cluster:
     def _check_reachable(self) -> tuple[int, int]:
         """GetVersion with a deadline: a refused connection fails at once, a black hole in 10 s."""
         import grpc
-        from google.protobuf import empty_pb2
-        from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
         try:
             if self._early_reads is not None:
                 return self._early_reads.version()
+            from google.protobuf import empty_pb2
+            from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
+
             stub = version_pb2_grpc.APIStub(self.channel)
             version = stub.GetVersion(empty_pb2.Empty(), timeout=CONNECT_TIMEOUT, metadata=self._metadata())
             return (version.major, version.minor)
@@ -217,11 +221,13 @@ class Cluster:
         infos = self.call("ListRepo", self.client.list_repo, type="")
         return sorted(info.repo.name for info in infos if (info.repo.project.name or "default") == self.project)
 
-    def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
-        from python_pachyderm.proto.v2.pps import pps_pb2
+    def _list_with_details(self) -> list[bytes]:
+        from invoke_pachyderm.backends.pachd_early import LIST_PIPELINE_WITH_DETAILS
 
-        raws = self._prefetched("ListPipeline", lambda: self.call(
-            "ListPipeline", self._raw_pipeline_infos, pps_pb2.ListPipelineRequest(details=True)))
+        return self.call("ListPipeline", self._raw_pipeline_infos, LIST_PIPELINE_WITH_DETAILS)
+
+    def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
+        raws = self._prefetched("ListPipeline", self._list_with_details)
         self._pipelines_seen = len(raws)
         wanted = set(names) if names is not None else None
         result = {}
@@ -265,12 +271,9 @@ class Cluster:
     def _raw_pipeline_infos(self, request):
         """ListPipeline on this module's channel, each PipelineInfo as its wire bytes (parsed by
         the caller, which can then read fields python-pachyderm 7.6 does not know without
-        serializing the message again)."""
-        from python_pachyderm.proto.v2.pps import pps_pb2
-
+        serializing the message again). `request`: a ListPipelineRequest, or its wire bytes."""
         stream = self.channel.unary_stream(
-            "/pps_v2.API/ListPipeline", request_serializer=pps_pb2.ListPipelineRequest.SerializeToString,
-            response_deserializer=None,
+            "/pps_v2.API/ListPipeline", request_serializer=_serialized, response_deserializer=None,
         )
         return stream(request, metadata=self._metadata())
 
@@ -281,26 +284,21 @@ class Cluster:
         return self._defaults
 
     def _read_defaults(self) -> tuple[str, str]:
-        from invoke_pachyderm.backends.pachd_v28 import messages
+        from invoke_pachyderm.backends.pachd_early import DefaultsReads
 
-        m = messages()
-        cluster = self.call("GetClusterDefaults", self._v28, "GetClusterDefaults", m.GetClusterDefaultsRequest())
-        project = self.call(
-            "GetProjectDefaults", self._v28, "GetProjectDefaults",
-            m.GetProjectDefaultsRequest(project=m.Project(name=self.project)),
-        )
-        return (cluster.cluster_defaults_json or "{}", project.project_defaults_json or "{}")
+        reads = DefaultsReads(self.channel, self.target, self.project, CONNECT_TIMEOUT * 6)
+        cluster = self.call("GetClusterDefaults", reads.json, "GetClusterDefaults")
+        project = self.call("GetProjectDefaults", reads.json, "GetProjectDefaults")
+        return (cluster or "{}", project or "{}")
 
     def compare_forms(self, deployed: DeployedPipeline | None, body: Mapping[str, Any]):
         """(deployed, rendered) in the form the diff compares, for this pachd's version."""
-        from python_pachyderm.proto.v2.pps import pps_pb2
-
         from invoke_pachyderm.backends.pachd_forms import normalize_pair, user_spec_form
 
         if self.has_defaults and (deployed is None or deployed.user_spec_json):
             if deployed is not None and (same := self._stored_as_sent(deployed, body)) is not None:
                 return same, same
-            descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+            descriptor = self._request_descriptor()
             after = user_spec_form(body, self.project, descriptor)
             if deployed is None:
                 return None, after
@@ -341,12 +339,10 @@ class Cluster:
 
     def same_spec(self, a: DeployedPipeline, b: DeployedPipeline) -> bool:
         """Two versions of one pipeline were deployed from the same spec."""
-        from python_pachyderm.proto.v2.pps import pps_pb2
-
         from invoke_pachyderm.backends.pachd_forms import user_spec_form
 
         if self.has_defaults and a.user_spec_json and b.user_spec_json:
-            descriptor = pps_pb2.CreatePipelineRequest.DESCRIPTOR
+            descriptor = self._request_descriptor()
             forms = [user_spec_form(json.loads(p.user_spec_json), self.project, descriptor) for p in (a, b)]
             return forms[0] == forms[1]
         return self.normalized(a.spec) == self.normalized(b.spec)
@@ -354,13 +350,13 @@ class Cluster:
     def defaults_changed(self, deployed: DeployedPipeline) -> bool:
         """The current defaults would give this pipeline another effective spec than it has
         (how SetClusterDefaults(regenerate) picks the pipelines it updates)."""
-        from google.protobuf import json_format
-        from python_pachyderm.proto.v2.pps import pps_pb2
-
         if not (self.has_defaults and deployed.user_spec_json and deployed.effective_spec_json):
             return False
         if self._same_effective_as_dicts(deployed):
             return False
+        from google.protobuf import json_format
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
         try:
             now = self._effective(json.loads(deployed.user_spec_json))
             stored = json_format.ParseDict(
@@ -419,9 +415,10 @@ class Cluster:
 
     @staticmethod
     def _request_descriptor():
-        from python_pachyderm.proto.v2.pps import pps_pb2
+        """CreatePipelineRequest's descriptor as pachd_forms reads it, without python_pachyderm."""
+        from invoke_pachyderm.backends.pps_table import request_descriptor
 
-        return pps_pb2.CreatePipelineRequest.DESCRIPTOR
+        return request_descriptor()
 
     def _effective(self, user_spec: Mapping[str, Any]):
         """makeEffectiveSpec's merge (built-in <- cluster <- project <- user), as a message."""
@@ -732,6 +729,10 @@ class Cluster:
         return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
+def _serialized(request) -> bytes:
+    return request if isinstance(request, bytes) else request.SerializeToString()
+
+
 def _without_volatile(spec: Any) -> Any:
     """A user spec without the provenance annotations a diff ignores (pachd_forms.VOLATILE_ANNOTATIONS);
     copies only what it changes."""
@@ -764,20 +765,22 @@ def _failed_request(error, specs: list) -> str | None:
 def read_deployed(raw: bytes, has_defaults: bool = False) -> tuple[str, DeployedPipeline]:
     """(project name as sent, pipeline) from a PipelineInfo's wire bytes: what to_deployed gives
     for the parsed message, without parsing its Details (see pachd_wire)."""
-    from python_pachyderm.proto.v2.pps import pps_pb2
-
     from invoke_pachyderm.backends.pachd_wire import Unusual, read_pipeline_info
+    from invoke_pachyderm.backends.pps_table import enum
 
     try:
         parts = read_pipeline_info(raw)
-    except Unusual:
+        state = enum("pps_v2.PipelineState").Name(parts.state)
+    except ValueError:  # Unusual bytes, or a state number the table does not name: protobuf decides
+        from python_pachyderm.proto.v2.pps import pps_pb2
+
         info = pps_pb2.PipelineInfo.FromString(raw)
         return info.pipeline.project.name, to_deployed(info, has_defaults)
     specs = {"user_spec_json": parts.user_spec_json, "effective_spec_json": parts.effective_spec_json}
     return parts.project, DeployedPipeline(
         name=parts.name,
         version=parts.version,
-        state=pps_pb2.PipelineState.Name(parts.state),
+        state=state,
         reason=parts.reason or parts.details_reason,
         details=parts.details,
         annotations=parts.annotations,

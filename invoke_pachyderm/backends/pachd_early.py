@@ -91,3 +91,38 @@ class EarlyReads:
             raise self._list_error
         return self._listing
 
+
+
+class DefaultsReads:
+    """GetClusterDefaults and GetProjectDefaults (pachd >= 2.8), hand-encoded and sent together:
+    pps.proto GetProjectDefaultsRequest{project: Project{name}}; the answers' JSON strings are
+    GetClusterDefaultsResponse field 2 and GetProjectDefaultsResponse field 1."""
+
+    def __init__(self, channel, target: PachdTarget, project: str, timeout: float):
+        from invoke_pachyderm.backends.pachd_wire import length_delimited
+
+        calls = {
+            name: channel.unary_unary(f"/pps_v2.API/{name}", request_serializer=_identity, response_deserializer=_identity)
+            for name in ("GetClusterDefaults", "GetProjectDefaults")
+        }
+        project_request = length_delimited(1, length_delimited(1, project.encode("utf-8")))
+        self.futures = {
+            "GetClusterDefaults": calls["GetClusterDefaults"].future(_EMPTY, timeout=timeout, metadata=metadata(target)),
+            "GetProjectDefaults": calls["GetProjectDefaults"].future(
+                project_request, timeout=timeout, metadata=metadata(target)
+            ),
+        }
+
+    def json(self, name: str) -> str:
+        """The defaults JSON pachd answered to `name`; grpc.RpcError as the call raises it."""
+        from invoke_pachyderm.backends.pachd_wire import Unusual, string_field
+
+        raw = self.futures[name].result()
+        number = 2 if name == "GetClusterDefaults" else 1
+        try:
+            return string_field(raw, number)
+        except Unusual:
+            from invoke_pachyderm.backends.pachd_v28 import messages
+
+            response = getattr(messages(), f"{name}Response").FromString(raw)
+            return response.cluster_defaults_json if number == 2 else response.project_defaults_json

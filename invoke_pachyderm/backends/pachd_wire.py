@@ -178,3 +178,26 @@ def _text(raw: bytes, wire_type: int, start: int, end: int) -> str:
         return raw[start:end].decode("utf-8")
     except UnicodeDecodeError:
         raise Unusual("a string that is not UTF-8") from None
+
+
+def string_field(raw: bytes, number: int) -> str:
+    """The string field `number` of a message (the last one sent wins; "" when absent)."""
+    found = ""
+    for field_number, wire_type, start, end in fields(raw):
+        if field_number == number:
+            found = _text(raw, wire_type, start, end)
+    return found
+
+
+def length_delimited(number: int, payload: bytes) -> bytes:
+    """Field `number` holding `payload` (a string, bytes or an embedded message), encoded."""
+    return _varint_bytes(number << 3 | _LENGTH) + _varint_bytes(len(payload)) + payload
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
