@@ -765,7 +765,7 @@ def _failed_request(error, specs: list) -> str | None:
 def read_deployed(raw: bytes, has_defaults: bool = False) -> tuple[str, DeployedPipeline]:
     """(project name as sent, pipeline) from a PipelineInfo's wire bytes: what to_deployed gives
     for the parsed message, without parsing its Details (see pachd_wire)."""
-    from invoke_pachyderm.backends.pachd_wire import Unusual, read_pipeline_info
+    from invoke_pachyderm.backends.pachd_wire import read_pipeline_info
     from invoke_pachyderm.backends.pps_table import enum
 
     try:
