@@ -12,9 +12,10 @@ ns.add_task(pachyderm_ns.tasks["test"], name="test")
 
 @task
 def schema(c):
-    """Regenerate invoke_pachyderm/stages/pipeline_spec.schema.json from python-pachyderm's protobufs."""
+    """Regenerate stages/pipeline_spec.schema.json and backends/pps_table.json from python-pachyderm's protobufs."""
     with open("invoke_pachyderm/stages/pipeline_spec.schema.json", "w") as handle:
         subprocess.run([sys.executable, "-m", "invoke_pachyderm.stages.schema_gen"], stdout=handle, check=True)
+    subprocess.run([sys.executable, "-m", "invoke_pachyderm.backends.pps_table"], check=True)
 
 
 @task

@@ -157,3 +157,22 @@ def test_write_specs_leaves_an_unchanged_file_alone_and_rewrites_a_changed_one(p
     assert (out / "a.json").stat().st_mtime_ns == 1  # not rewritten
     assert json.loads((out / "b.json").read_text()) == specs[1].spec
     assert [s.path for s in specs] == [out / "a.json", out / "b.json"]
+
+
+def test_template_real_paths_resolve_each_folder_once_and_agree_with_realpath(tmp_path):
+    """render_specs resolves a folder once and each plain file by name: the answer must be
+    os.path.realpath's, whether the folder, the file or both are symlinks."""
+    from invoke_pachyderm.stages.render import _RealPaths
+
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "sub" / "a.json.j2").write_text("{}")
+    (real / "b.json.j2").write_text("{}")
+    (tmp_path / "linked").symlink_to(real, target_is_directory=True)
+    (real / "sub" / "to_b.json.j2").symlink_to(real / "b.json.j2")
+    (real / "sub" / "dangling.json.j2").symlink_to(tmp_path / "nowhere")
+    paths = [tmp_path / "linked" / "sub" / name for name in ("a.json.j2", "to_b.json.j2", "dangling.json.j2")]
+    paths += [tmp_path / "linked" / "b.json.j2", real / "sub" / "a.json.j2", tmp_path / "linked" / "sub" / ".."]
+    real_path = _RealPaths()
+    for path in paths * 2:  # the second round from the folder cache
+        assert real_path(path) == os.path.realpath(path), path

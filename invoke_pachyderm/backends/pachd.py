@@ -106,14 +106,14 @@ class Cluster:
         keeping each answer, or its PachdError, for the first call that needs it. For a thread of
         its own (stages/connection.py): the main thread meanwhile reads git and renders."""
         early = self._early_reads
-        reads = [("ListPipeline", lambda: self.call(
-            "ListPipeline", early.listing) if early is not None else self._list_with_details())]
+        reads = [("ListPipeline", lambda: self._parsed(self.call(
+            "ListPipeline", early.listing) if early is not None else self._list_with_details()))]
         if self.has_defaults:
             reads.append(("defaults", self._read_defaults))
         for key, read in reads:
             try:
                 self._early[key] = (read(), None)
-            except PachdError as error:
+            except Exception as error:  # noqa: BLE001 - raised by the first call that needs it
                 self._early[key] = (None, error)
 
     def _prefetched(self, key: str, read: Callable[[], Any]):
@@ -226,13 +226,15 @@ class Cluster:
 
         return self.call("ListPipeline", self._raw_pipeline_infos, LIST_PIPELINE_WITH_DETAILS)
 
+    def _parsed(self, raws: list[bytes]) -> list[tuple[str, DeployedPipeline]]:
+        return [read_deployed(raw, self.has_defaults) for raw in raws]
+
     def deployed(self, names: Iterable[str] | None = None) -> dict[str, DeployedPipeline]:
-        raws = self._prefetched("ListPipeline", self._list_with_details)
-        self._pipelines_seen = len(raws)
+        pairs = self._prefetched("ListPipeline", lambda: self._parsed(self._list_with_details()))
+        self._pipelines_seen = len(pairs)
         wanted = set(names) if names is not None else None
         result = {}
-        for raw in raws:
-            project, pipeline = read_deployed(raw, self.has_defaults)
+        for project, pipeline in pairs:
             if project not in ("", self.project):
                 continue
             if wanted is not None and pipeline.name not in wanted:

@@ -7,7 +7,6 @@ reached through `images` and `cluster`, imported only when used; no module below
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -345,10 +344,21 @@ def specs_after_push(settings: Settings, planned: DeployPlan, cluster, options: 
         with clock.stage("plan"):
             changes = compute_changes(cluster, specs, planned.deployed, options.force, options.regenerate)
         return specs, changes
-    specs = [copy.deepcopy(spec) for spec in planned.specs]
+    specs = [_own_annotations(spec) for spec in planned.specs]
     for spec in specs:
         add_provenance(spec, settings, artifacts)
     return specs, list(planned.changes)
+
+
+def _own_annotations(spec: RenderedSpec) -> RenderedSpec:
+    """A copy of `spec` whose body, metadata and annotations (all add_provenance writes) are its own:
+    the rest is shared with the plan's spec, which nothing changes (a deepcopy each cost ~0.1 ms)."""
+    body = dict(spec.spec)
+    if isinstance(body.get("metadata"), dict):
+        body["metadata"] = metadata = dict(body["metadata"])
+        if isinstance(metadata.get("annotations"), dict):
+            metadata["annotations"] = dict(metadata["annotations"])
+    return replace(spec, spec=body)
 
 
 def _specs_name_digests(settings: Settings, specs) -> bool:

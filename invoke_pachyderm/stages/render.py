@@ -80,6 +80,7 @@ def render_specs(
     root = settings.project_dir.resolve()
     rendered: list[RenderedSpec] = []
     seen: dict[str, str] = {}
+    real_path = _RealPaths()
     for path in templates if templates is not None else find_templates(settings):
         source = path.relative_to(settings.project_dir).as_posix()
         lookups: set[str] = set()
@@ -89,7 +90,7 @@ def render_specs(
             specs = as_specs(document, source)
             lookups.add(UNKNOWN)
         else:
-            specs = render_template(settings.project_dir, root, path, source, variables, lookups)
+            specs = render_template(settings.project_dir, root, path, source, variables, lookups, real_path(path))
         reads_digest = None if UNKNOWN in lookups else any(_names_digest(name) for name in lookups)
         for spec in specs:
             validate_spec(spec, source)
@@ -124,10 +125,11 @@ def _names_digest(dotted: str) -> bool:
 
 def render_template(
     project_dir: Path, root: Path, path: Path, source: str, variables: Mapping[str, Any],
-    lookups: set[str] | None = None,
+    lookups: set[str] | None = None, real: str | None = None,
 ) -> list[dict[str, Any]]:
-    """`root` is `project_dir` resolved; `lookups` gets the names the template read (UNKNOWN for Jinja)."""
-    text = fill_simple(path, root, variables, lookups)
+    """`root` is `project_dir` resolved; `lookups` gets the names the template read (UNKNOWN for Jinja);
+    `real`: os.path.realpath(path) when known."""
+    text = fill_simple(path, root, variables, lookups, real)
     if text is None:
         from invoke_pachyderm.stages.jinja_sandbox import render_text
 
@@ -163,13 +165,33 @@ _NOT_VARIABLES = frozenset({"true", "false", "none", "True", "False", "None", "n
 _PRINTABLE = (str, int, float, bool)  # what Jinja prints as str(value), as this does
 
 
-def fill_simple(path: Path, root: Path, variables: Mapping[str, Any], lookups: set[str] | None = None) -> str | None:
+class _RealPaths:
+    """os.path.realpath of template paths, each folder resolved once: a file that is no symlink
+    resolves to its folder's real path plus its name (realpath alone lstat()s every component)."""
+
+    def __init__(self):
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        text = os.fspath(path)
+        folder, name = os.path.split(text)
+        if name in ("", ".", "..") or os.path.islink(text):
+            return os.path.realpath(text)
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(real, name)
+
+
+def fill_simple(
+    path: Path, root: Path, variables: Mapping[str, Any], lookups: set[str] | None = None, real: str | None = None,
+) -> str | None:
     """The text Jinja would render from the template at `path`, if its only Jinja is `{{ a.b.c }}`
     naming defined variables and dict items holding strings, numbers or booleans; else None, and
     Jinja renders it (and reports what is wrong: an undefined name, a symlink out of the project).
     Jinja turns \\r\\n into \\n and has blocks, comments and whitespace control: such templates are
     left to it."""
-    resolved = os.path.realpath(path)
+    resolved = os.path.realpath(path) if real is None else real
     if not resolved.startswith(str(root) + os.sep):
         return None
     try:
