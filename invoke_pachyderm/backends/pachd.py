@@ -106,7 +106,7 @@ class Cluster:
         keeping each answer, or its PachdError, for the first call that needs it. For a thread of
         its own (stages/connection.py): the main thread meanwhile reads git and renders."""
         early = self._early_reads
-        reads = [("ListPipeline", lambda: self._parsed(self.call(
+        reads: list[tuple[str, Callable[[], Any]]] = [("ListPipeline", lambda: self._parsed(self.call(
             "ListPipeline", early.listing) if early is not None else self._list_with_details()))]
         if self.has_defaults:
             reads.append(("defaults", self._read_defaults))
