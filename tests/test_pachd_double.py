@@ -818,3 +818,25 @@ def test_a_single_token_string_is_one_token():
     with PachdDouble(tokens="secret") as double:
         client_for(double, "secret").create_repo("images")
         assert rpc_error(client_for(double, "s").list_repo).code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_list_pipeline_sends_each_pipeline_as_inspect_would_serialize_it(pachd, pachd_client, images_repo,
+                                                                          fake_registry):
+    """ListPipeline answers from lifecycle.WireCache (each stored info serialized once, state and
+    reason spliced in): the bytes must be those of the message the double presents, byte for byte,
+    for every state, a reason, history, and after a version's info was replaced (stop)."""
+    pachd.registry_url = fake_registry.url
+    make_pipeline(pachd_client, "a", image="team/edges:1.0", metadata=pps_pb2.Metadata(annotations={"k": "v"}))
+    make_pipeline(pachd_client, "b", image="registry.invalid/nowhere:1")  # CRASHING, with a reason
+    make_pipeline(pachd_client, "a", image="team/edges:1.0", update=True, description="second version")
+    pachd_client.stop_pipeline("a")
+    time.sleep(0.1)
+    engine = pachd.engine
+    for request in (pps_pb2.ListPipelineRequest(details=True), pps_pb2.ListPipelineRequest(history=-1)):
+        wire = engine.list_pipelines_wire(request)
+        presented = [info.SerializeToString() for info in engine.list_pipelines(request)]
+        assert wire == presented
+        infos = [pps_pb2.PipelineInfo.FromString(raw) for raw in wire]
+        assert {(i.pipeline.name, i.version) for i in infos} >= {("a", 2), ("b", 1)}
+    states = {i.pipeline.name: (i.state, i.reason) for i in pachd_client.list_pipeline()}
+    assert states["a"][0] == PAUSED and states["b"][0] == CRASHING and states["b"][1]

@@ -27,6 +27,7 @@ class Engine:
         self._lock = threading.RLock()
         self._state = ClusterState.initial(cluster_defaults)
         self._transactions = TransactionStore()
+        self._wire = lifecycle.WireCache()
 
     def reset(self) -> None:
         with self._lock:
@@ -109,17 +110,24 @@ class Engine:
         return self._present(version, details, current=True)
 
     def list_pipelines(self, request) -> list:
+        return [self._present(v, details=True, current=current) for v, current in self._listed(request)]
+
+    def list_pipelines_wire(self, request) -> list[bytes]:
+        """list_pipelines' answers, serialized (lifecycle.WireCache)."""
+        return [self._wire.present(v, *self._observed(v, current)) for v, current in self._listed(request)]
+
+    def _listed(self, request) -> list:
         def versions_with_currency(state):
             found = pps_ops.list_versions(state, request)
             return [(v, pps_ops.is_current(state, v)) for v in found]
 
-        chosen = self.read(versions_with_currency)
-        return [self._present(v, details=True, current=current) for v, current in chosen]
+        return self.read(versions_with_currency)
 
     def _present(self, version, details: bool, current: bool):
+        return lifecycle.present(version, *self._observed(version, current), details)
+
+    def _observed(self, version, current: bool) -> tuple[int, str]:
         if current:
             checker = RegistryChecker(self.registry_url)
-            state, reason = lifecycle.observe(version, self.start_delay, checker, self.clock())
-        else:
-            state, reason = version.last_state, version.last_reason
-        return lifecycle.present(version, state, reason, details)
+            return lifecycle.observe(version, self.start_delay, checker, self.clock())
+        return version.last_state, version.last_reason

@@ -149,7 +149,9 @@ class PachdDouble:
         defaults = pachd_has_defaults(self.version)
         if defaults:  # registered first: these methods are not in python-pachyderm's servicer
             server.add_generic_rpc_handlers((PpsV28Servicer(self.engine).handler(),))
-        pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(self.engine, defaults), server)
+        pps = PpsServicer(self.engine, defaults)
+        server.add_generic_rpc_handlers((pps.wire_handler(),))
+        pps_pb2_grpc.add_APIServicer_to_server(pps, server)
         transaction_pb2_grpc.add_APIServicer_to_server(
             TransactionServicer(self.engine, self.controls, self._crash), server
         )

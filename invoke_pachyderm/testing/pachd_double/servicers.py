@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import empty_pb2
 from python_pachyderm.proto.v2.auth import auth_pb2, auth_pb2_grpc
 from python_pachyderm.proto.v2.pfs import pfs_pb2_grpc
-from python_pachyderm.proto.v2.pps import pps_pb2_grpc
+from python_pachyderm.proto.v2.pps import pps_pb2, pps_pb2_grpc
 from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
 from python_pachyderm.proto.v2.version.versionpb import version_pb2, version_pb2_grpc
 
@@ -115,6 +115,19 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
     @rpc
     def ListPipeline(self, request, context):
         return iter(self.engine.list_pipelines(request))
+
+    @rpc
+    def ListPipelineWire(self, request, context):
+        return iter(self.engine.list_pipelines_wire(request))
+
+    def wire_handler(self) -> grpc.GenericRpcHandler:
+        """ListPipeline answering pre-serialized PipelineInfos (registered before the generated
+        servicer, whose ListPipeline serializes each message again)."""
+        handler = grpc.unary_stream_rpc_method_handler(
+            self.ListPipelineWire, request_deserializer=pps_pb2.ListPipelineRequest.FromString,
+            response_serializer=bytes,
+        )
+        return grpc.method_handlers_generic_handler("pps_v2.API", {"ListPipeline": handler})
 
     @rpc
     def DeletePipeline(self, request, context):
