@@ -88,6 +88,7 @@ class Cluster:
         self._base: dict[str, Any] | None = None  # see _defaults_base
         self._pipelines_seen: int | None = None  # on the whole cluster, see _needs_handler_checks
         self._early: dict[str, Any] = {}  # see prefetch
+        self._listed: list[tuple[str, DeployedPipeline]] | None = None  # prefetch's list, for may_change
 
     @functools.cached_property
     def client(self):
@@ -113,8 +114,37 @@ class Cluster:
         for key, read in reads:
             try:
                 self._early[key] = (read(), None)
+                if key == "ListPipeline":
+                    self._listed = self._early[key][0]
             except Exception as error:  # noqa: BLE001 - raised by the first call that needs it
                 self._early[key] = (None, error)
+
+    def may_change(self, commit: str) -> bool:
+        """Whether a deploy of `commit` will likely change a pipeline (see stages/connection.py): on
+        pachd < 2.8 every comparison needs python_pachyderm; else when no pipeline of this project
+        is deployed or one was deployed from another commit. A guess from the prefetched list."""
+        from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
+
+        if not self.has_defaults or self._listed is None:
+            return True
+        commits = [p.annotations.get(ANNOTATION_PREFIX + "commit") for project, p in self._listed
+                   if project in ("", self.project)]
+        return not commits or any(found != commit for found in commits)
+
+    def warm(self) -> None:
+        """Import what creating and updating pipelines needs (python_pachyderm's protobuf modules),
+        so that a deploy that changes something does not wait for it later."""
+        try:
+            from google.protobuf import json_format  # noqa: F401
+            from python_pachyderm.proto.v2.pps import pps_pb2  # noqa: F401
+            from python_pachyderm.proto.v2.transaction import transaction_pb2  # noqa: F401
+
+            from invoke_pachyderm.backends.pachd_v28 import messages
+
+            if self.has_defaults:
+                messages()
+        except Exception:  # noqa: BLE001 - only a head start: the caller's own import reports it
+            pass
 
     def _prefetched(self, key: str, read: Callable[[], Any]):
         """The prefetched answer (once: a later call asks pachd again), else read()."""

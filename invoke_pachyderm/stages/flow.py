@@ -212,6 +212,10 @@ class _Connection:
             self.cluster = self._early.get() if self._early is not None else connect(self.settings, self.reporter)
         return self.cluster
 
+    def expect(self, git: GitInfo) -> None:
+        if self._early is not None:
+            self._early.expect(git.commit, git.dirty)
+
 
 def resolve_wait(settings: Settings, options: DeployOptions) -> bool:
     if options.rollback_on_failure and options.wait is False:
@@ -233,6 +237,8 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
               "image build inputs exist"]
     with clock.stage("tag"):
         tagged = tag_stage(settings, options.allow_dirty)
+    if isinstance(cluster, _Connection):
+        cluster.expect(tagged.git)
     if options.dry_run and settings.pin_digest:
         # The plan must compare the image references that would be deployed; a dry run builds
         # nothing, so the digests are the registry's (none for a tag not pushed yet).
