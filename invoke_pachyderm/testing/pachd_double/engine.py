@@ -110,11 +110,13 @@ class Engine:
         return self._present(version, details, current=True)
 
     def list_pipelines(self, request) -> list:
-        return [self._present(v, details=True, current=current) for v, current in self._listed(request)]
+        checker = RegistryChecker(self.registry_url)  # one per call: each image asked once
+        return [lifecycle.present(v, *self._observed(v, current, checker), True) for v, current in self._listed(request)]
 
     def list_pipelines_wire(self, request) -> list[bytes]:
         """list_pipelines' answers, serialized (lifecycle.WireCache)."""
-        return [self._wire.present(v, *self._observed(v, current)) for v, current in self._listed(request)]
+        checker = RegistryChecker(self.registry_url)
+        return [self._wire.present(v, *self._observed(v, current, checker)) for v, current in self._listed(request)]
 
     def _listed(self, request) -> list:
         def versions_with_currency(state):
@@ -124,10 +126,9 @@ class Engine:
         return self.read(versions_with_currency)
 
     def _present(self, version, details: bool, current: bool):
-        return lifecycle.present(version, *self._observed(version, current), details)
+        return lifecycle.present(version, *self._observed(version, current, RegistryChecker(self.registry_url)), details)
 
-    def _observed(self, version, current: bool) -> tuple[int, str]:
+    def _observed(self, version, current: bool, checker: RegistryChecker) -> tuple[int, str]:
         if current:
-            checker = RegistryChecker(self.registry_url)
             return lifecycle.observe(version, self.start_delay, checker, self.clock())
         return version.last_state, version.last_reason

@@ -54,10 +54,16 @@ class RegistryChecker:
     def __init__(self, registry_url: str | None, timeout: float = 2.0):
         self.registry_url = registry_url.rstrip("/") if registry_url else None
         self.timeout = timeout
+        self._answers: dict[str, PullResult] = {}  # one checker answers one RPC: asked once per image
 
     def check(self, image: str) -> PullResult:
         if not self.registry_url:
             return PullResult(True)
+        if image not in self._answers:
+            self._answers[image] = self._ask(image)
+        return self._answers[image]
+
+    def _ask(self, image: str) -> PullResult:
         ref = parse_image_ref(image)
         url = f"{self.registry_url}/v2/{ref.path}/manifests/{ref.reference}"
         request = urllib.request.Request(url, method="HEAD")
