@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from invoke_pachyderm.core.artifacts import RenderedSpec
 from invoke_pachyderm.core.config import PachdTarget
 from invoke_pachyderm.core.errors import PachdError
-from invoke_pachyderm.backends.pachd_early import CONNECT_TIMEOUT, EarlyReads, metadata, open_channel
+from invoke_pachyderm.backends.pachd_early import CONNECT_TIMEOUT, EarlyReads, load_protobuf, metadata, open_channel
 from invoke_pachyderm.backends.pachd_forms import normalize_spec
 
 # defaults.go builtInDefaults, the base every effective spec is merged onto
@@ -94,6 +94,7 @@ class Cluster:
     def client(self):
         """python-pachyderm's client, made on first use: an unchanged deploy on pachd >= 2.8 reads
         pachd with hand-encoded requests (pachd_early) and never imports python_pachyderm."""
+        load_protobuf()
         import python_pachyderm
 
         target = self.target
@@ -135,6 +136,7 @@ class Cluster:
         """Import what creating and updating pipelines needs (python_pachyderm's protobuf modules),
         so that a deploy that changes something does not wait for it later."""
         try:
+            load_protobuf()
             from google.protobuf import json_format  # noqa: F401
             from python_pachyderm.proto.v2.pps import pps_pb2  # noqa: F401
             from python_pachyderm.proto.v2.transaction import transaction_pb2  # noqa: F401
@@ -190,6 +192,7 @@ class Cluster:
         try:
             if self._early_reads is not None:
                 return self._early_reads.version()
+            load_protobuf()
             from google.protobuf import empty_pb2
             from python_pachyderm.proto.v2.version.versionpb import version_pb2_grpc
 
@@ -281,6 +284,7 @@ class Cluster:
     def states(self, names: Iterable[str]) -> dict[str, DeployedPipeline]:
         """Version, state and reason of each named pipeline of this project, from one ListPipeline
         without details (not one InspectPipeline each: N round trips after every apply)."""
+        load_protobuf()
         from python_pachyderm.proto.v2.pfs import pfs_pb2
         from python_pachyderm.proto.v2.pps import pps_pb2
 
@@ -386,6 +390,7 @@ class Cluster:
             return False
         if self._same_effective_as_dicts(deployed):
             return False
+        load_protobuf()
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
 
@@ -435,6 +440,7 @@ class Cluster:
         """Two user specs that differ as written but give the same effective spec under today's
         defaults (compared as protobuf messages, as pachd's proto.Equal): updating would only
         restart the pipeline. Fields the client's protos do not know are compared as written."""
+        load_protobuf()
         from google.protobuf import json_format
 
         try:
@@ -454,6 +460,7 @@ class Cluster:
 
     def _effective(self, user_spec: Mapping[str, Any]):
         """makeEffectiveSpec's merge (built-in <- cluster <- project <- user), as a message."""
+        load_protobuf()
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
 
@@ -484,6 +491,7 @@ class Cluster:
     def _batch_requests(self, specs, reprocess: bool):
         """One TransactionRequest per spec, or None when only the per-pipeline RPCs keep pachd's
         checks (see _needs_handler_checks) or the request cannot be built without loss."""
+        load_protobuf()
         from python_pachyderm.proto.v2.transaction import transaction_pb2
 
         if self.has_defaults:
@@ -514,6 +522,7 @@ class Cluster:
         values). None when python-pachyderm's protos lack a field of the effective request
         (parsing it would drop that field): then CreatePipelineV2 carries the JSON itself."""
         import grpc
+        load_protobuf()
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
         from python_pachyderm.proto.v2.transaction import transaction_pb2
@@ -577,6 +586,7 @@ class Cluster:
 
     def _apply_batch(self, specs, requests, before_finish) -> None:
         import grpc
+        load_protobuf()
         from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
 
         try:
@@ -657,6 +667,7 @@ class Cluster:
         call was interrupted can hang (a grpc lock taken when the signal arrived), and saying what
         was applied must not hang too. PachdError when pachd does not answer in time."""
         import grpc
+        load_protobuf()
         from python_pachyderm.proto.v2.pfs import pfs_pb2
         from python_pachyderm.proto.v2.pps import pps_pb2, pps_pb2_grpc
 
@@ -705,6 +716,7 @@ class Cluster:
         """DeleteTransaction on a fresh channel with a deadline (see versions_now: after Ctrl-C the
         client's channel may be stuck)."""
         import grpc
+        load_protobuf()
         from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
 
         request = transaction_pb2.DeleteTransactionRequest(transaction=transaction)
@@ -735,6 +747,7 @@ class Cluster:
         return json.dumps(spec, sort_keys=True)
 
     def request(self, body: Mapping[str, Any], update: bool, reprocess: bool):
+        load_protobuf()
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
 
@@ -754,6 +767,7 @@ class Cluster:
     @staticmethod
     def _round_trip(body: Mapping[str, Any]) -> dict[str, Any]:
         """Through protobuf, so key forms and int64-as-string do not count."""
+        load_protobuf()
         from google.protobuf import json_format
         from python_pachyderm.proto.v2.pps import pps_pb2
 
@@ -804,6 +818,7 @@ def read_deployed(raw: bytes, has_defaults: bool = False) -> tuple[str, Deployed
         parts = read_pipeline_info(raw)
         state = enum("pps_v2.PipelineState").Name(parts.state)
     except ValueError:  # Unusual bytes, or a state number the table does not name: protobuf decides
+        load_protobuf()
         from python_pachyderm.proto.v2.pps import pps_pb2
 
         info = pps_pb2.PipelineInfo.FromString(raw)
@@ -823,6 +838,7 @@ def read_deployed(raw: bytes, has_defaults: bool = False) -> tuple[str, Deployed
 def to_deployed(info, has_defaults: bool = False, raw: bytes | None = None) -> DeployedPipeline:
     """`raw`: the PipelineInfo's wire bytes when at hand (fields 13/14 are then read from them,
     not from the message serialized again)."""
+    load_protobuf()
     from python_pachyderm.proto.v2.pps import pps_pb2
 
     annotations = dict(info.details.metadata.annotations) if info.details.HasField("metadata") else {}
@@ -840,6 +856,7 @@ def to_deployed(info, has_defaults: bool = False, raw: bytes | None = None) -> D
 
 def spec_of_details(name: str, details) -> dict[str, Any]:
     """A PipelineInfo's details as a CreatePipelineRequest-shaped dict."""
+    load_protobuf()
     from google.protobuf import json_format
     from python_pachyderm.proto.v2.pps import pps_pb2
 

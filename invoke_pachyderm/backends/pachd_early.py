@@ -18,6 +18,27 @@ LIST_PIPELINE_WITH_DETAILS = b"\x18\x01"  # pps.proto ListPipelineRequest{detail
 _EMPTY = b""  # google.protobuf.Empty
 
 
+_protobuf_lock = threading.Lock()
+_protobuf_loaded = False
+
+
+def load_protobuf() -> None:
+    """Import python_pachyderm (the whole package: its __init__ imports every generated module) and
+    protobuf's json_format, in one thread at a time. Every import of either in backends/ comes
+    after this call: the connection thread may import them while the main thread needs them, and
+    two threads importing python_pachyderm's circular modules from different ends can each get
+    the other's half-initialised module (AttributeError: ... most likely due to a circular import)."""
+    global _protobuf_loaded
+    if _protobuf_loaded:
+        return
+    with _protobuf_lock:
+        if not _protobuf_loaded:
+            import python_pachyderm  # noqa: F401
+            from google.protobuf import json_format  # noqa: F401
+
+            _protobuf_loaded = True
+
+
 def _identity(raw: bytes) -> bytes:
     return raw
 
@@ -78,6 +99,7 @@ class EarlyReads:
                         raise Unusual("a version number with another wire type")
                     found[number] = varint_at(raw, start)[0] & 0xFFFFFFFF
         except Unusual:
+            load_protobuf()
             from python_pachyderm.proto.v2.version.versionpb import version_pb2
 
             version = version_pb2.Version.FromString(raw)

@@ -83,6 +83,9 @@ METHODS = {
 @functools.lru_cache(maxsize=None)
 def messages() -> SimpleNamespace:
     """The message classes, by name (`messages().CreatePipelineV2Request`)."""
+    from invoke_pachyderm.backends.pachd_early import load_protobuf
+
+    load_protobuf()  # see there: one thread at a time
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     file_proto = descriptor_pb2.FileDescriptorProto(
