@@ -137,3 +137,49 @@ def test_an_unchanged_deploy_on_pachd_2_8_never_loads_python_pachyderm(tmp_path,
     assert changed.code == 0, changed.stderr
     assert [p["action"] for p in changed.json["pipelines"]] == ["update"]
     assert "python_pachyderm" in imported_modules(changed.stderr)
+
+
+def test_a_change_is_guessed_from_git_and_pachd_before_rendering(tmp_path, services, registry, cluster, unique_repo):
+    """likely_change decides whether the connection thread imports python_pachyderm early: a wrong
+    "no" makes a changed deploy wait for it, a wrong "yes" costs an unchanged one its time. It
+    must say yes for a changed template, the settings or new code, and no for a commit of docs."""
+    from invoke_pachyderm.backends.pachd import Cluster
+    from invoke_pachyderm.core.config import PachdTarget, load_settings
+    from invoke_pachyderm.stages.connection import likely_change
+    from invoke_pachyderm.stages.flow import tag_stage
+
+    project = make_project(tmp_path, services, f"grpc://{cluster.address}", f"{registry.host}/{unique_repo}")
+
+    def guess() -> bool:
+        settings = load_settings(project.root)
+        tagged = tag_stage(settings, allow_dirty=True)
+        pachd = Cluster(PachdTarget(host="127.0.0.1", port=cluster.port, tls=False, token=None, source="test"), "default")
+        pachd.prefetch()
+        return likely_change(settings, pachd, tagged.git, [image.ref for image in tagged.images.values()])
+
+    project.write(".dockerignore", "docs\n")  # the docs are no build input of the image
+    project.commit("dockerignore")
+    assert guess() is True  # nothing deployed yet
+    assert project.invoke("deploy").code == 0
+    if not cluster.has_defaults:
+        assert guess() is True  # every comparison below 2.8 needs python_pachyderm
+        return
+    assert guess() is False  # the deployed commit itself
+    project.write("docs/notes.md", "notes\n")
+    project.commit("docs only")
+    assert guess() is False
+    project.write("docs/notes.md", "uncommitted\n")
+    assert guess() is True  # a dirty tree
+    project.commit("docs again")
+    project.pipeline("edges", "images", description="changed")
+    project.commit("a template")
+    assert guess() is True
+    assert project.invoke("deploy").code == 0
+    assert guess() is False
+    project.write("pyproject.toml", project.root.joinpath("pyproject.toml").read_text() + 'vars = {team = "x"}\n')
+    project.commit("settings")
+    assert guess() is True
+    assert project.invoke("deploy").code == 0
+    project.write("Dockerfile", project.root.joinpath("Dockerfile").read_text() + "\n# new code\n")
+    project.commit("the image")
+    assert guess() is True  # a new tag, in no deployed spec

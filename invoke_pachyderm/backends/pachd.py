@@ -120,17 +120,25 @@ class Cluster:
             except Exception as error:  # noqa: BLE001 - raised by the first call that needs it
                 self._early[key] = (None, error)
 
-    def may_change(self, commit: str) -> bool:
-        """Whether a deploy of `commit` will likely change a pipeline (see stages/connection.py): on
-        pachd < 2.8 every comparison needs python_pachyderm; else when no pipeline of this project
-        is deployed or one was deployed from another commit. A guess from the prefetched list."""
+    def deployed_commits(self) -> set[str] | None:
+        """The commits this project's pipelines were deployed from, as the prefetched list says
+        (their provenance annotation); None when there is none, or one without it."""
         from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
 
-        if not self.has_defaults or self._listed is None:
-            return True
+        if self._listed is None:
+            return None
         commits = [p.annotations.get(ANNOTATION_PREFIX + "commit") for project, p in self._listed
                    if project in ("", self.project)]
-        return not commits or any(found != commit for found in commits)
+        if not commits or not all(commits):
+            return None
+        return set(commits)  # type: ignore[arg-type]
+
+    def names_every(self, refs: list[str]) -> bool:
+        """Each image reference is written in a stored user spec of this project (pachd >= 2.8)."""
+        if self._listed is None:
+            return False
+        specs = [p.user_spec_json for project, p in self._listed if project in ("", self.project)]
+        return all(any(ref in spec for spec in specs) for ref in refs)
 
     def warm(self) -> None:
         """Import what creating and updating pipelines needs (python_pachyderm's protobuf modules),

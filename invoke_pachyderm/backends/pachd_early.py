@@ -114,7 +114,6 @@ class EarlyReads:
         return self._listing
 
 
-
 class DefaultsReads:
     """GetClusterDefaults and GetProjectDefaults (pachd >= 2.8), hand-encoded and sent together:
     pps.proto GetProjectDefaultsRequest{project: Project{name}}; the answers' JSON strings are

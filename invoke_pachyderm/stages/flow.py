@@ -212,9 +212,9 @@ class _Connection:
             self.cluster = self._early.get() if self._early is not None else connect(self.settings, self.reporter)
         return self.cluster
 
-    def expect(self, git: GitInfo) -> None:
+    def expect(self, tagged: Artifacts) -> None:
         if self._early is not None:
-            self._early.expect(git.commit, git.dirty)
+            self._early.expect(tagged.git, [image.ref for image in tagged.images.values()])
 
 
 def resolve_wait(settings: Settings, options: DeployOptions) -> bool:
@@ -238,7 +238,7 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
     with clock.stage("tag"):
         tagged = tag_stage(settings, options.allow_dirty)
     if isinstance(cluster, _Connection):
-        cluster.expect(tagged.git)
+        cluster.expect(tagged)
     if options.dry_run and settings.pin_digest:
         # The plan must compare the image references that would be deployed; a dry run builds
         # nothing, so the digests are the registry's (none for a tag not pushed yet).
