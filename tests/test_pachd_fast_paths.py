@@ -147,3 +147,29 @@ def test_states_reads_every_pipeline_in_one_list(pachd, target):
 def test_a_deployed_spec_is_built_when_read(pachd, target):
     deployed = deploy(Cluster(target, "default"), spec(description="d"))
     assert deployed.spec["description"] == "d" and deployed.spec["pipeline"] == {"name": "a"}
+
+
+STRING_PAIRS = [  # (a, b, strings_differ?)
+    ({"transform": {"image": "busybox:1"}}, {"transform": {"image": "busybox:2"}}, True),
+    ({"input": {"pfs": {"repo": "a", "glob": "/*"}}}, {"input": {"pfs": {"repo": "b", "glob": "/*"}}}, True),
+    ({"description": "x"}, {}, True),  # an absent string is ""
+    ({"description": ""}, {}, False),
+    ({"transform": {"cmd": ["a"]}}, {"transform": {"cmd": ["b"]}}, False),  # repeated: no claim
+    ({"transform": {"env": {"A": "1"}}}, {"transform": {"env": {"A": "2"}}}, False),  # a map: no claim
+    ({"transform": {"image": "x"}}, {}, False),  # a message on one side only: no claim
+    ({"datum_tries": 3}, {"datum_tries": 4}, False),  # not a string
+    ({"unknown": "a"}, {"unknown": "b"}, False),
+]
+
+
+@pytest.mark.parametrize("a, b, differ", STRING_PAIRS)
+def test_strings_differ_only_when_the_messages_do(a, b, differ):
+    from invoke_pachyderm.backends.pachd_forms import strings_differ
+    from invoke_pachyderm.backends.pps_table import request_descriptor
+
+    for descriptor in (DESCRIPTOR, request_descriptor()):
+        forms = [message_form(side, descriptor) for side in (a, b)]
+        assert strings_differ(*forms, descriptor) is differ
+    if differ:
+        parse = lambda d: json_format.ParseDict(d, pps_pb2.CreatePipelineRequest(), ignore_unknown_fields=True)
+        assert parse(a) != parse(b)

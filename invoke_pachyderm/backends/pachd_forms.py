@@ -339,3 +339,25 @@ def _is_unset(item: Any, field) -> bool:
     if field.type in (field.TYPE_STRING, field.TYPE_BYTES):
         return item == ""
     return type(item) in (int, float) and item == 0
+
+
+def strings_differ(a: Any, b: Any, descriptor) -> bool:
+    """Whether two message_form dicts hold different values in a singular string field, at any
+    depth of singular message fields both set: then the messages they parse to are not equal
+    (protobuf compares strings exactly; an absent string is ""). False proves nothing."""
+    if not (isinstance(a, dict) and isinstance(b, dict)) or descriptor.full_name.startswith("google.protobuf."):
+        return False
+    fields = _fields_by_key(descriptor)
+    for key in a.keys() | b.keys():
+        field = fields.get(key)
+        if field is None or field.label == field.LABEL_REPEATED:
+            continue
+        mine, theirs = a.get(key), b.get(key)
+        if field.message_type is not None:
+            if mine is not None and theirs is not None and strings_differ(mine, theirs, field.message_type):
+                return True
+        elif field.type == field.TYPE_STRING:
+            mine, theirs = ("" if v is None else v for v in (mine, theirs))
+            if isinstance(mine, str) and isinstance(theirs, str) and mine != theirs:
+                return True
+    return False
