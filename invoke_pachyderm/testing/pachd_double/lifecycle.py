@@ -73,17 +73,36 @@ class WireCache:
 
     @staticmethod
     def _split(info: pps_pb2.PipelineInfo) -> tuple[bytes, int]:
-        bare = pps_pb2.PipelineInfo()
-        bare.CopyFrom(info)
-        bare.ClearField("state")
-        bare.ClearField("reason")
-        head = pps_pb2.PipelineInfo()
-        head.CopyFrom(bare)
-        head.DiscardUnknownFields()  # serialized last, like fields 7 and up: not part of the head
-        for field, _ in head.ListFields():
-            if field.number >= 5:
-                head.ClearField(field.name)
-        raw, prefix = bare.SerializeToString(), head.SerializeToString()
-        if not raw.startswith(prefix):
-            raise AssertionError("PipelineInfo fields not serialized in number order")
-        return raw, len(prefix)
+        """(info's bytes without fields 5 and 6, where they go): one serialization, then a walk of
+        the top-level fields (known fields come in number order, unknown ones after them)."""
+        raw = info.SerializeToString()
+        kept, split, position = [], None, 0
+        while position < len(raw):
+            start = position
+            key, position = _varint(raw, position)
+            number, wire_type = key >> 3, key & 7
+            if wire_type == 0:
+                position = _varint(raw, position)[1]
+            elif wire_type == 2:
+                length, position = _varint(raw, position)
+                position += length
+            elif wire_type in (1, 5):
+                position += 8 if wire_type == 1 else 4
+            else:
+                raise AssertionError(f"PipelineInfo: wire type {wire_type}")
+            if split is None and number >= 5:
+                split = sum(len(part) for part in kept)
+            if number not in (5, 6):
+                kept.append(raw[start:position])
+        return b"".join(kept), len(raw) if split is None else split
+
+
+def _varint(raw: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = raw[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, position
+        shift += 7
