@@ -76,7 +76,9 @@ class WireCache:
         """(info's bytes without fields 5 and 6, where they go): one serialization, then a walk of
         the top-level fields (known fields come in number order, unknown ones after them)."""
         raw = info.SerializeToString()
-        kept, split, position = [], None, 0
+        kept: list[bytes] = []
+        split: int | None = None
+        position = 0
         while position < len(raw):
             start = position
             key, position = _varint(raw, position)
