@@ -75,36 +75,17 @@ class WireCache:
     def _split(info: pps_pb2.PipelineInfo) -> tuple[bytes, int]:
         """(info's bytes without fields 5 and 6, where they go): one serialization, then a walk of
         the top-level fields (known fields come in number order, unknown ones after them)."""
+        from invoke_pachyderm.backends.pachd_wire import fields  # protobuf's wire format, nothing of pachd's
+
         raw = info.SerializeToString()
         kept: list[bytes] = []
         split: int | None = None
-        position = 0
-        while position < len(raw):
-            start = position
-            key, position = _varint(raw, position)
-            number, wire_type = key >> 3, key & 7
-            if wire_type == 0:
-                position = _varint(raw, position)[1]
-            elif wire_type == 2:
-                length, position = _varint(raw, position)
-                position += length
-            elif wire_type in (1, 5):
-                position += 8 if wire_type == 1 else 4
-            else:
-                raise AssertionError(f"PipelineInfo: wire type {wire_type}")
+        start = 0
+        for number, _, _, end in fields(raw):
             if split is None and number >= 5:
                 split = sum(len(part) for part in kept)
             if number not in (5, 6):
-                kept.append(raw[start:position])
+                kept.append(raw[start:end])
+            start = end
         return b"".join(kept), len(raw) if split is None else split
 
-
-def _varint(raw: bytes, position: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = raw[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, position
-        shift += 7
