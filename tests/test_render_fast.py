@@ -110,6 +110,24 @@ def test_a_duplicate_key_in_a_simple_template_is_refused(project):
         render_specs(settings_for(project), artifacts())
 
 
+def test_a_nested_duplicate_key_is_refused_with_its_path(project):
+    # the whole document is walked for the key's path only when a duplicate was seen while parsing
+    text = spec_text().replace('"input"', '"input": {"cross": [{"pfs": {"repo": "a", "glob": "/*", "glob": "/"}}]}, "x"')
+    write(project, "edges.json.j2", text)
+    with pytest.raises(TemplateError, match=r"templates/edges.json.j2: \$.input.cross\[0\].pfs: key 'glob' appears twice"):
+        render_specs(settings_for(project), artifacts())
+
+
+def test_a_key_written_twice_keeps_json_loads_value_and_place():
+    from invoke_pachyderm.stages.render import _object_keeping_duplicates
+
+    pairs = [("a", 1), ("b", 2), ("a", 3), ("b", 4)]
+    kept = _object_keeping_duplicates(pairs)
+    assert list(kept.items()) == list(json.loads('{"a": 1, "b": 2, "a": 3, "b": 4}').items()) == [("a", 3), ("b", 4)]
+    assert kept.duplicate == "a"
+    assert type(_object_keeping_duplicates([("a", 1)])) is dict
+
+
 def test_a_schema_error_in_a_simple_template_is_explained(project):
     write(project, "edges.json.j2", spec_text().replace('"cmd"', '"cmdd"'))
     with pytest.raises(TemplateError, match=r"templates/edges.json.j2: \$.transform.cmdd: unknown field 'cmdd' "

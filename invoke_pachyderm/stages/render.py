@@ -139,8 +139,9 @@ def render_template(
     if is_yaml(source):
         document = parse_rendered(text, source)
     else:
+        duplicated: list[bool] = []  # set by the hook: only then is the document walked for the key's path
         try:
-            document = json.loads(text, object_pairs_hook=_object_keeping_duplicates)
+            document = json.loads(text, object_pairs_hook=lambda pairs: _object_keeping_duplicates(pairs, duplicated))
         except json.JSONDecodeError as error:
             lines = text.splitlines()
             bad_line = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
@@ -148,7 +149,7 @@ def render_template(
                 f"{source}: rendered output is not valid JSON at line {error.lineno}, column {error.colno}: "
                 f"{error.msg} (near {bad_line[:80]!r})"
             ) from None
-        duplicate = _first_duplicate(document, [])
+        duplicate = _first_duplicate(document, []) if duplicated else None
         if duplicate:
             where, key = duplicate
             raise TemplateError(
@@ -252,13 +253,21 @@ class _Duplicated(dict):
     duplicate = ""
 
 
-def _object_keeping_duplicates(pairs):
-    result: dict = {}
-    for key, value in pairs:
-        if key in result and not isinstance(result, _Duplicated):
-            result = _Duplicated(result)
-            result.duplicate = key
-        result[key] = value
+def _object_keeping_duplicates(pairs, duplicated: list[bool] | None = None):
+    """The object as json.loads makes it (the last value of a key written twice, at its first
+    place); a `_Duplicated` naming the first key seen twice, when one is (and `duplicated` gets True)."""
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    seen: set = set()
+    for key, _ in pairs:
+        if key in seen:
+            break
+        seen.add(key)
+    result = _Duplicated(result)
+    result.duplicate = key
+    if duplicated is not None:
+        duplicated.append(True)
     return result
 
 
