@@ -208,13 +208,18 @@ def proto_field_names(value: Any, descriptor) -> Any:
     if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
         return value
     fields = _fields_by_key(descriptor)
+    plain = _plain_fields(descriptor).names
     result = {}
     for key, item in value.items():
         field = fields.get(key)
         if field is None:
             result[key] = item
             continue
-        result[field.name] = _field_value(item, field)
+        kind = plain.get(field.name)
+        if kind is None:
+            result[field.name] = _field_value(item, field)
+        else:
+            result[field.name] = _plain_value(item, kind)
     return result
 
 
@@ -230,6 +235,61 @@ def _fields_by_key(descriptor) -> dict[str, Any]:
             fields[field.name] = fields[field.json_name] = field
         _FIELDS_BY_KEY[descriptor] = fields
     return fields
+
+
+class _Plain:
+    """A message's fields whose values _field_value gives back as they are (a copy of a list or
+    map): no message of its own (or a google.protobuf one, left as written), no int64, no enum,
+    and for message_form (`forms`) no float. Field name -> _REPEATED, _MAP or _SINGULAR."""
+
+    def __init__(self, descriptor):
+        self.names: dict[str, int] = {}
+        self.forms: dict[str, int] = {}
+        for field in descriptor.fields:
+            kind = _plain_kind(field)
+            if kind is None:
+                continue
+            self.names[field.name] = kind
+            value_field = field.message_type.fields_by_name["value"] if kind == _MAP else field
+            if value_field.type not in _FLOAT_TYPES:
+                self.forms[field.name] = kind
+
+
+_SINGULAR, _REPEATED, _MAP = 0, 1, 2
+_PLAIN: dict[Any, _Plain] = {}
+
+
+def _plain_fields(descriptor) -> _Plain:
+    plain = _PLAIN.get(descriptor)
+    if plain is None:
+        plain = _PLAIN[descriptor] = _Plain(descriptor)
+    return plain
+
+
+def _is_plain_scalar(field) -> bool:
+    """_scalar_value and _form_scalar give any value of `field` back as it is (floats aside)."""
+    message = field.message_type
+    if message is not None:
+        return message.full_name.startswith("google.protobuf.")
+    return field.type not in _INT64_TYPES and field.enum_type is None
+
+
+def _plain_kind(field) -> int | None:
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        return _MAP if _is_plain_scalar(message.fields_by_name["value"]) else None
+    if not _is_plain_scalar(field):
+        return None
+    return _REPEATED if field.label == field.LABEL_REPEATED else _SINGULAR
+
+
+def _plain_value(item: Any, kind: int) -> Any:
+    """What _field_value gives for a field of this _Plain kind."""
+    if kind == _REPEATED:
+        return list(item) if isinstance(item, list) else item
+    if kind == _MAP:
+        return dict(item) if isinstance(item, dict) else item
+    return item
 
 
 def _field_value(item: Any, field, convert: Callable[[Any, Any], Any] | None = None) -> Any:
@@ -301,6 +361,7 @@ def message_form(value: Any, descriptor) -> Any:
     if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
         return value
     fields = _fields_by_key(descriptor)
+    plain = _plain_fields(descriptor).forms
     result = {}
     for key, item in value.items():
         field = fields.get(key)
@@ -309,7 +370,8 @@ def message_form(value: Any, descriptor) -> Any:
             continue
         if field.name in result:
             raise ValueError(f"{descriptor.full_name}.{field.name} written twice")
-        item = _field_value(item, field, _form_scalar)
+        kind = plain.get(field.name)
+        item = _field_value(item, field, _form_scalar) if kind is None else _plain_value(item, kind)
         if not _is_unset(item, field):
             result[field.name] = item
     return result

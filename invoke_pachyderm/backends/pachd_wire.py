@@ -120,7 +120,11 @@ def fields(raw: bytes):
     varint field the payload is the varint itself."""
     position, end = 0, len(raw)
     while position < end:
-        key, position = varint_at(raw, position)
+        key = raw[position]
+        if key < 0x80:  # a one-byte varint (fields 1-15), read here: varint_at's answer, faster
+            position += 1
+        else:
+            key, position = varint_at(raw, position)
         number, wire_type = key >> 3, key & 7
         if number == 0:
             raise Unusual("field number 0")
@@ -128,8 +132,12 @@ def fields(raw: bytes):
         if wire_type == _VARINT:
             _, position = varint_at(raw, position)
         elif wire_type == _LENGTH:
-            length, start = varint_at(raw, position)
-            position = start + length
+            if position < end and raw[position] < 0x80:  # a length below 128, likewise
+                start = position + 1
+                position = start + raw[position]
+            else:
+                length, start = varint_at(raw, position)
+                position = start + length
         elif wire_type == _FIXED64:
             position += 8
         elif wire_type == _FIXED32:
