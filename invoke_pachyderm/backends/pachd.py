@@ -365,7 +365,10 @@ class Cluster:
         so the same verdict without building either form. None: compare the forms."""
         try:
             stored = _without_volatile(json.loads(deployed.user_spec_json))
-            sent = _without_volatile(json.loads(self._user_json(body)))
+            # the dict _user_json would write, not its text read back: when the two texts below
+            # are equal, so would the read-back's be (a key that is no string, which would read
+            # back as one, at worst makes them differ: the forms are then compared)
+            sent = _without_volatile(self._user_spec(body))
             same = json.dumps(stored, sort_keys=True) == json.dumps(sent, sort_keys=True)
         except (ValueError, TypeError, AttributeError):
             return None
@@ -758,12 +761,16 @@ class Cluster:
 
     def _user_json(self, body: Mapping[str, Any]) -> str:
         """The spec as the user wrote it, plus our project: pachd stores it as the user spec."""
+        return json.dumps(self._user_spec(body), sort_keys=True)
+
+    def _user_spec(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """What _user_json writes (a copy of `body` down to its pipeline)."""
         spec = dict(body)
         pipeline = dict(spec.get("pipeline") or {})
         if not (pipeline.get("project") or {}).get("name"):
             pipeline["project"] = {"name": self.project}
         spec["pipeline"] = pipeline
-        return json.dumps(spec, sort_keys=True)
+        return spec
 
     def request(self, body: Mapping[str, Any], update: bool, reprocess: bool):
         load_protobuf()
