@@ -139,3 +139,11 @@ def test_floats_int64s_and_enums_are_still_converted():
     assert message_form(spec, REAL) == {"resource_requests": {"cpu": 1.0}, "datum_tries": 3,
                                         "reprocess_spec": "every_job", "parallelism_spec": {"constant": 2}}
     assert type(message_form(spec, REAL)["resource_requests"]["cpu"]) is float
+
+
+def test_an_enum_at_its_zero_value_is_left_out_by_name_or_number():
+    for zero in ("EMPTY", 0):
+        spec = {"tolerations": [{"key": "k", "operator": zero}, {"operator": "EXISTS"}]}
+        assert message_form(spec, REAL) == ref_form(spec, REAL) == \
+            {"tolerations": [{"key": "k"}, {"operator": "EXISTS"}]}
+        assert message_form(spec, request_descriptor()) == message_form(spec, REAL)

@@ -207,19 +207,22 @@ def proto_field_names(value: Any, descriptor) -> Any:
     """Keys to protobuf field names (JSON names accepted), recursively; unknown keys kept."""
     if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
         return value
-    fields = _fields_by_key(descriptor)
-    plain = _plain_fields(descriptor).names
+    table = _table(descriptor)
     result = {}
     for key, item in value.items():
-        field = fields.get(key)
-        if field is None:
+        entry = table.get(key)
+        if entry is None:
             result[key] = item
             continue
-        kind = plain.get(field.name)
-        if kind is None:
-            result[field.name] = _field_value(item, field)
+        field, name, kind = entry[0], entry[1], entry[2]
+        if kind == _SINGULAR:
+            result[name] = item
+        elif kind == _MESSAGE:
+            result[name] = None if item is None else proto_field_names(item, field.message_type)
+        elif kind is None:
+            result[name] = _field_value(item, field)
         else:
-            result[field.name] = _plain_value(item, kind)
+            result[name] = _plain_value(item, kind)
     return result
 
 
@@ -237,33 +240,58 @@ def _fields_by_key(descriptor) -> dict[str, Any]:
     return fields
 
 
-class _Plain:
-    """A message's fields whose values _field_value gives back as they are (a copy of a list or
-    map): no message of its own (or a google.protobuf one, left as written), no int64, no enum,
-    and for message_form (`forms`) no float. Field name -> _REPEATED, _MAP or _SINGULAR."""
+_SINGULAR, _REPEATED, _MAP, _MESSAGE = 0, 1, 2, 3
+# how _is_unset decides for a field's value that is not None (see there)
+_UNSET_REPEATED, _UNSET_NEVER, _UNSET_ENUM, _UNSET_BOOL, _UNSET_STRING, _UNSET_NUMBER = range(6)
+_TABLES: dict[Any, dict[str, tuple]] = {}
 
-    def __init__(self, descriptor):
-        self.names: dict[str, int] = {}
-        self.forms: dict[str, int] = {}
+
+def _table(descriptor) -> dict[str, tuple]:
+    """A message's fields by name and by JSON name, each as (field, field name, kind for
+    proto_field_names, kind for message_form, _UNSET_* code, whether None is unset, the enum's
+    zero name), built once per message type. A kind says what _field_value would do, without
+    its calls: _SINGULAR gives the value back as it is, _REPEATED / _MAP a copy of the list /
+    map, _MESSAGE converts a singular message, None: ask _field_value."""
+    table = _TABLES.get(descriptor)
+    if table is None:
+        table = {}
         for field in descriptor.fields:
             kind = _plain_kind(field)
-            if kind is None:
-                continue
-            self.names[field.name] = kind
-            value_field = field.message_type.fields_by_name["value"] if kind == _MAP else field
-            if value_field.type not in _FLOAT_TYPES:
-                self.forms[field.name] = kind
+            form_kind = kind
+            if kind is not None:
+                value_field = field.message_type.fields_by_name["value"] if kind == _MAP else field
+                if value_field.type in _FLOAT_TYPES:
+                    form_kind = None  # an int becomes a float
+            message = field.message_type
+            if kind is None and message is not None and not message.GetOptions().map_entry \
+                    and field.label != field.LABEL_REPEATED:
+                kind = form_kind = _MESSAGE
+            entry = (field, field.name, kind, form_kind, *_unset_code(field))
+            table[field.name] = table[field.json_name] = entry
+        _TABLES[descriptor] = table
+    return table
 
 
-_SINGULAR, _REPEATED, _MAP = 0, 1, 2
-_PLAIN: dict[Any, _Plain] = {}
-
-
-def _plain_fields(descriptor) -> _Plain:
-    plain = _PLAIN.get(descriptor)
-    if plain is None:
-        plain = _PLAIN[descriptor] = _Plain(descriptor)
-    return plain
+def _unset_code(field) -> tuple[int, bool, str | None]:
+    """(_UNSET_* code, whether None is unset, the enum's zero name): _is_unset, decided per field."""
+    message = field.message_type
+    none_unset = message is None or message.full_name != "google.protobuf.Value"
+    zero = None
+    if field.label == field.LABEL_REPEATED:
+        code = _UNSET_REPEATED
+    elif message is not None or field.has_presence:
+        code = _UNSET_NEVER
+    elif field.enum_type is not None:
+        code = _UNSET_ENUM
+        zero_value = field.enum_type.values_by_number.get(0)
+        zero = zero_value.name if zero_value is not None else None
+    elif field.type == field.TYPE_BOOL:
+        code = _UNSET_BOOL
+    elif field.type in (field.TYPE_STRING, field.TYPE_BYTES):
+        code = _UNSET_STRING
+    else:
+        code = _UNSET_NUMBER
+    return code, none_unset, zero
 
 
 def _is_plain_scalar(field) -> bool:
@@ -284,7 +312,7 @@ def _plain_kind(field) -> int | None:
 
 
 def _plain_value(item: Any, kind: int) -> Any:
-    """What _field_value gives for a field of this _Plain kind."""
+    """What _field_value gives for a field of kind _REPEATED or _MAP (see _table)."""
     if kind == _REPEATED:
         return list(item) if isinstance(item, list) else item
     if kind == _MAP:
@@ -360,20 +388,43 @@ def message_form(value: Any, descriptor) -> Any:
     compare", never "different". ValueError on a field written twice (by name and JSON name)."""
     if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
         return value
-    fields = _fields_by_key(descriptor)
-    plain = _plain_fields(descriptor).forms
+    table = _table(descriptor)
     result = {}
     for key, item in value.items():
-        field = fields.get(key)
-        if field is None:
+        entry = table.get(key)
+        if entry is None:
             result[key] = item
             continue
-        if field.name in result:
-            raise ValueError(f"{descriptor.full_name}.{field.name} written twice")
-        kind = plain.get(field.name)
-        item = _field_value(item, field, _form_scalar) if kind is None else _plain_value(item, kind)
-        if not _is_unset(item, field):
-            result[field.name] = item
+        field, name, _, kind, unset, none_unset, zero = entry
+        if name in result:
+            raise ValueError(f"{descriptor.full_name}.{name} written twice")
+        if kind == _MESSAGE:
+            item = None if item is None else message_form(item, field.message_type)
+        elif kind is None:
+            item = _field_value(item, field, _form_scalar)
+        elif kind != _SINGULAR:
+            item = _plain_value(item, kind)
+        # _is_unset(item, field), from the field's _unset_code
+        if item is None:
+            if none_unset:
+                continue
+        elif unset == _UNSET_NEVER:
+            pass
+        elif unset == _UNSET_REPEATED:
+            if item == [] or item == {}:
+                continue
+        elif unset == _UNSET_STRING:
+            if item == "":
+                continue
+        elif unset == _UNSET_BOOL:
+            if item is False:
+                continue
+        elif unset == _UNSET_ENUM:
+            if type(item) is int and item == 0 or (zero is not None and item == zero):
+                continue
+        elif type(item) in (int, float) and item == 0:
+            continue
+        result[name] = item
     return result
 
 
