@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any, Iterator, Mapping, TextIO
 
+from invoke_pachyderm.core.json_text import indented
 from invoke_pachyderm.core.secrecy import mask_values, redaction_values
 
 
@@ -85,7 +86,7 @@ class Reporter:
     def result(self, document: Mapping[str, Any], human: str) -> None:
         """The task's answer: JSON on stdout in --json mode, else the human text."""
         if self.json_mode:
-            print(self.redact(json.dumps(document, indent=2, sort_keys=True, default=str)), file=self.out_stream, flush=True)
+            print(self.redact(indented(document, default=str)), file=self.out_stream, flush=True)
         elif human:
             print(self.redact(human), file=self.out_stream, flush=True)
 

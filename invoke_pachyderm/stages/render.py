@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 from invoke_pachyderm.core.artifacts import Artifacts, RenderedSpec
 from invoke_pachyderm.core.config import ConfigError, Settings
 from invoke_pachyderm.core.errors import TemplateError
+from invoke_pachyderm.core.json_text import indented
 from invoke_pachyderm.stages.spec_formats import evaluate_jsonnet, is_jsonnet, is_yaml, parse_rendered
 from invoke_pachyderm.stages.validate import json_path, validate_spec
 
@@ -306,7 +307,7 @@ def write_specs(specs: list[RenderedSpec], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for rendered in specs:
         rendered.path = out_dir / f"{rendered.name}.json"
-        text = json.dumps(rendered.spec, indent=2, sort_keys=True) + "\n"
+        text = indented(rendered.spec) + "\n"  # json.dumps(indent=2, sort_keys=True)'s text
         if _read_or_none(rendered.path) != text:  # rewriting a file costs ~100x reading it
             rendered.path.write_text(text)
 
