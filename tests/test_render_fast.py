@@ -194,3 +194,17 @@ def test_template_real_paths_resolve_each_folder_once_and_agree_with_realpath(tm
     real_path = _RealPaths()
     for path in paths * 2:  # the second round from the folder cache
         assert real_path(path) == os.path.realpath(path), path
+
+
+def test_inside_answers_as_path_parents():
+    from pathlib import Path, PurePosixPath
+
+    from invoke_pachyderm.stages.source import _inside
+
+    paths = ["/", "//", "//a", "/a", "/a/b", "/ab", "/a/b/..", "/a/./b", "/a//b", "a", "a/b", ".", "/A"]
+    for one in paths:
+        for other in paths:
+            path, root = Path(one), Path(other)
+            expected = path == root or root in path.parents
+            assert _inside(path, root) == expected, (one, other)
+            assert _inside(PurePosixPath(one), PurePosixPath(other)) == expected

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import Iterator
 
 from invoke_pachyderm.core.config import ConfigError, ImageConfig, Settings
@@ -30,6 +30,11 @@ def repo_root(project_dir: Path) -> Path:
 
 
 def _inside(path: Path, root: Path) -> bool:
+    """`path` is `root` or below it (as Path.parents says; for absolute POSIX paths, from their text)."""
+    if type(path) is PosixPath and type(root) is PosixPath:
+        text, top = str(path), str(root)
+        if text.startswith("/") and top.startswith("/") and not (text.startswith("//") or top.startswith("//")):
+            return text == top or text.startswith(top if top == "/" else top + "/")
     return path == root or root in path.parents
 
 
