@@ -208,3 +208,21 @@ def test_inside_answers_as_path_parents():
             expected = path == root or root in path.parents
             assert _inside(path, root) == expected, (one, other)
             assert _inside(PurePosixPath(one), PurePosixPath(other)) == expected
+
+
+def test_one_template_scan_globs_once_and_only_within(project):
+    from invoke_pachyderm.backends.build_context import one_template_scan, resolved, spec_templates
+    from invoke_pachyderm.stages.render import find_templates
+
+    write(project, "edges.json.j2", spec_text())
+    settings = settings_for(project)
+    before = find_templates(settings)
+    with one_template_scan():
+        assert spec_templates(settings) == before
+        write(project, "added.json.j2", spec_text().replace('"edges"', '"added"'))
+        assert find_templates(settings) == spec_templates(settings) == before  # the plan's one list
+        assert resolved(before) == [path.resolve() for path in before]
+    after = find_templates(settings)  # outside a scan (watch, a later deploy): globbed again
+    assert len(after) == len(before) + 1
+    with one_template_scan():
+        assert find_templates(settings) == after

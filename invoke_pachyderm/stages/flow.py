@@ -28,6 +28,7 @@ from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info, r
 from invoke_pachyderm.core.output import Reporter
 from invoke_pachyderm.stages.ownership import OWNER_ANNOTATION, is_owned, owner_of, refuse_foreign, resolve_owner, stamp
 from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
+from invoke_pachyderm.backends.build_context import one_template_scan
 from invoke_pachyderm.stages.plan import dependency_order, plan_changes
 from invoke_pachyderm.core.progress import Progress
 from invoke_pachyderm.stages.render import render_specs, write_specs
@@ -235,19 +236,20 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
     wait = resolve_wait(settings, options)
     checks = ["git: the checkout is the commit" + ("" if options.allow_dirty else ", templates committed"),
               "image build inputs exist"]
-    with clock.stage("tag"):
-        tagged = tag_stage(settings, options.allow_dirty)
-    if isinstance(cluster, _Connection):
-        cluster.expect(tagged)
-    if options.dry_run and settings.pin_digest:
-        # The plan must compare the image references that would be deployed; a dry run builds
-        # nothing, so the digests are the registry's (none for a tag not pushed yet).
-        from invoke_pachyderm.stages import build_push as images
+    with one_template_scan():  # the templates' list, read by the tag and render stages alike
+        with clock.stage("tag"):
+            tagged = tag_stage(settings, options.allow_dirty)
+        if isinstance(cluster, _Connection):
+            cluster.expect(tagged)
+        if options.dry_run and settings.pin_digest:
+            # The plan must compare the image references that would be deployed; a dry run builds
+            # nothing, so the digests are the registry's (none for a tag not pushed yet).
+            from invoke_pachyderm.stages import build_push as images
 
-        with clock.stage("registry"):
-            images.lookup_digests(settings, tagged.images)
-    with clock.stage("render"):
-        specs = dependency_order(render_stage(settings, tagged, write=False))
+            with clock.stage("registry"):
+                images.lookup_digests(settings, tagged.images)
+        with clock.stage("render"):
+            specs = dependency_order(render_stage(settings, tagged, write=False))
     checks += ["specs rendered and valid", "no credential in a spec", "no dependency cycle"]
     if settings.smoke_before_deploy and not options.dry_run:
         sample_folder(settings)  # checked before the tests and the build; the smoke run is apply's

@@ -33,16 +33,16 @@ def check_spec_globs(settings: Settings) -> None:
 
 
 def find_templates(settings: Settings) -> list[Path]:
-    paths: set[Path] = set()
+    from invoke_pachyderm.backends.build_context import spec_templates
+
     check_spec_globs(settings)
-    for pattern in settings.spec_globs:
-        paths.update(p for p in settings.project_dir.glob(pattern) if p.is_file())
+    paths = spec_templates(settings)
     if not paths:
         raise ConfigError(
             f"{settings.project_dir}: no pipeline spec template matches {settings.spec_globs}; "
             "add one (e.g. templates/pipeline.json.j2) or set `specs` under [tool.invoke-pachyderm]"
         )
-    return sorted(paths)
+    return paths
 
 
 def template_variables(settings: Settings, artifacts: Artifacts) -> dict[str, Any]:

@@ -77,10 +77,10 @@ def check_out_dir(settings: Settings, info: GitInfo | None = None) -> None:
     from invoke_pachyderm.stages.render import check_spec_globs
 
     check_spec_globs(settings)  # before globbing them: pathlib refuses an absolute pattern
-    from invoke_pachyderm.backends.build_context import resolved
+    from invoke_pachyderm.backends.build_context import globbed, resolved
 
     for pattern in settings.spec_globs:
-        templates = list(project.glob(pattern))
+        templates = globbed(project, pattern)
         for template, target in zip(templates, resolved(templates)):
             if _inside(target, out):
                 raise ConfigError(f"{where} holds the template {template.relative_to(project)}; {fix}")
@@ -112,8 +112,10 @@ def check_out_dir(settings: Settings, info: GitInfo | None = None) -> None:
 
 def check_templates_committed(settings: Settings) -> None:
     """A template git ignores is in no commit: a spec rendered from it would claim a commit that lacks it."""
+    from invoke_pachyderm.backends.build_context import spec_templates
+
     project = settings.project_dir
-    templates = sorted({p for pattern in settings.spec_globs for p in project.glob(pattern) if p.is_file()})
+    templates = spec_templates(settings)
     if not templates:
         return
     names = [p.relative_to(project).as_posix() for p in templates]
