@@ -147,3 +147,29 @@ def test_an_enum_at_its_zero_value_is_left_out_by_name_or_number():
         assert message_form(spec, REAL) == ref_form(spec, REAL) == \
             {"tolerations": [{"key": "k"}, {"operator": "EXISTS"}]}
         assert message_form(spec, request_descriptor()) == message_form(spec, REAL)
+
+
+RFC_7396_EXAMPLES = [  # (target, patch, result), RFC 7396 appendix A
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"a": "foo"}, None, None),
+    ({"a": "foo"}, "bar", "bar"),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+def test_merge_patch_is_rfc_7396():
+    from invoke_pachyderm.backends.pachd_forms import merge_patch
+
+    for target, patch, result in RFC_7396_EXAMPLES:
+        assert merge_patch(target, patch) == result
