@@ -56,3 +56,15 @@ def test_deep_nesting_is_json_dumps_text():
     for _ in range(150):
         value = {"k": [value]}
     assert indented(value) == json.dumps(value, indent=2, sort_keys=True)
+
+
+def test_a_change_record_is_printed_as_asdict_gives_it():
+    from dataclasses import asdict
+
+    from invoke_pachyderm.core.artifacts import PipelineChange, _fields_of
+
+    for change in (PipelineChange("a", "unchanged", version=3, previous_version=3),
+                   PipelineChange("b", "update", diff="- x\n+ y\n", version=None, defaults_changed=True)):
+        assert _fields_of(change) == asdict(change)
+    odd = PipelineChange("c", "create", diff=["not", "text"])  # type: ignore[arg-type]
+    assert _fields_of(odd) == asdict(odd) and _fields_of(odd)["diff"] is not odd.diff  # asdict's copy
