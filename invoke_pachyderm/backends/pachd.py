@@ -229,8 +229,9 @@ class Cluster:
         import grpc
 
         try:
-            result = function(*args, **kwargs)
-            return list(result) if hasattr(result, "__next__") else result
+            with interrupt_after_call():
+                result = function(*args, **kwargs)
+                return list(result) if hasattr(result, "__next__") else result
         except grpc.RpcError as error:
             raise PachdError(self.describe(error, what)) from None
         except ConnectionError:
@@ -902,3 +903,36 @@ def _spec_jsons(info, has_defaults: bool, raw: bytes | None) -> dict[str, str]:
         return {}
     user, effective = specs_in_wire(raw) if raw is not None else specs_of(info)
     return {"user_spec_json": user, "effective_spec_json": effective}
+
+
+@contextlib.contextmanager
+def interrupt_after_call() -> Iterator[None]:
+    """Ctrl-C during a pachd call takes effect when the call returns (a second Ctrl-C at once).
+
+    A KeyboardInterrupt raised inside grpc's streaming call machinery can leave an integrated call
+    that no spin thread drains; the channel's close, run later by the garbage collector, then waits
+    for it forever (grpc/_channel.py _ChannelCallState.__del__; reproduced in
+    tests/test_faults.py::test_ctrl_c_during_pachd_calls_never_hangs). Only the main thread gets
+    signals, and only it may set handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def later(signum, frame) -> None:
+        if pending:  # asked twice: stop now
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        pending.append(signum)
+
+    signal.signal(signal.SIGINT, later)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
