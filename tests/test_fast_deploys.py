@@ -98,3 +98,55 @@ def test_new_code_in_one_image_bumps_only_the_pipelines_running_it(tmp_path, ser
     assert result.code == 0, result.stderr
     assert result.json["images"]["a"]["tag"] == changed and result.json["images"]["b"]["built"] is False
     assert cluster.pipeline_versions() == {"runs-a": 2, "runs-b": 1}
+
+
+# -- the build begins during the plan; nothing is pushed before the plan and the tests passed ----
+WAIT_FOR_IMAGE = """
+import sys, time, docker
+client = docker.from_env()
+for _ in range(600):
+    if client.images.list(name=sys.argv[1]):
+        print("the image was built while the tests ran")
+        sys.exit(3)
+    time.sleep(0.1)
+sys.exit(4)
+"""
+
+
+def test_the_build_runs_beside_the_tests_and_failing_tests_push_nothing(tmp_path, services, registry, cluster, unique_repo):
+    repository = f"{registry.host}/{unique_repo}"
+    project = make_project(tmp_path, services, f"grpc://{cluster.address}", repository)
+    project.write("wait_for_image.py", WAIT_FOR_IMAGE)
+    pyproject = project.root / "pyproject.toml"
+    # the tests exit 3 only once the image exists: they end only if the build ran meanwhile
+    pyproject.write_text(pyproject.read_text().replace(
+        'test_command = "true"', f'test_command = "python wait_for_image.py {repository}"'))
+    project.commit("slow failing tests")
+
+    result = project.invoke("deploy", timeout=120)
+    assert result.code == 5, result.stderr
+    assert result.errors == [f"error: tests failed: `python wait_for_image.py {repository}` exited 3; "
+                             "nothing was pushed or deployed"]
+    assert "the image was built while the tests ran" in result.stdout
+    assert registry.tags(unique_repo) == []  # built, never pushed
+    assert cluster.pipeline_versions() == {}
+
+
+def test_a_refused_plan_pushes_nothing_though_the_build_had_begun(tmp_path, services, registry, cluster, unique_repo):
+    project = make_project(tmp_path, services, f"grpc://{cluster.address}", f"{registry.host}/{unique_repo}",
+                           pipelines=(("edges", "no-such-repo"),))
+    result = project.invoke("deploy")
+    assert result.code != 0 and len(result.errors) == 1, result.stderr
+    assert "no-such-repo" in result.errors[0] and "Traceback" not in result.stderr
+    assert registry.tags(unique_repo) == []
+    assert cluster.pipeline_versions() == {}
+
+
+def test_the_build_lines_print_in_the_build_stage_though_it_began_earlier(project):
+    result = project.invoke("deploy")
+    assert result.code == 0, result.stderr
+    lines = result.stderr.splitlines() + result.stdout.splitlines()
+    stage = next(i for i, line in enumerate(lines) if line.startswith("== build and push"))
+    steps = [i for i, line in enumerate(lines) if line.startswith("Step ")]
+    applied = next(i for i, line in enumerate(lines) if line.startswith("== apply"))
+    assert steps and stage < min(steps) and max(steps) < applied, "\n".join(lines)

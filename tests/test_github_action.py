@@ -347,7 +347,7 @@ def test_action_fails_on_the_first_failing_task_with_its_exit_code(tmp_path, hom
     env = github_env(home, runner_python, action_path, workspace, event, head, services)
     run = run_action({"tasks": "test\ndeploy", "python-version": ""}, workspace, env, tmp_path / "runner")
     assert run.returncode == 5  # TestsFailed
-    assert "::error::tests failed: `exit 3` exited 3; nothing was built" in run.log
+    assert "::error::tests failed: `exit 3` exited 3; nothing was pushed or deployed" in run.log
     assert "invoke deploy" not in run.log
 
     bad = run_action({"tasks": "test", "dry-run": "maybe"}, workspace, env, tmp_path / "runner-2")

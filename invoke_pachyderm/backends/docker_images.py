@@ -71,11 +71,12 @@ def created(git: GitInfo, artifact: ImageArtifact, project_dir: Path | None, env
 
 def build_image(
     client, settings: Settings, image: ImageConfig, artifact: ImageArtifact, labels: dict[str, str], log: Log,
-    project_dir: Path | None = None,
+    project_dir: Path | None = None, sent: Callable[[], None] | None = None,
 ) -> None:
     """Build from the user's Dockerfile plus one LABEL line (see dockerfile.py), sent as docker-py would.
 
-    `project_dir`: where the context and Dockerfile are read (source.build_source's copy of the commit)."""
+    `project_dir`: where the context and Dockerfile are read (source.build_source's copy of the
+    commit). `sent` is called once the daemon has the context and has begun (or refused) the build."""
     import dataclasses
 
     import docker.errors
@@ -104,6 +105,8 @@ def build_image(
                 forcerm=True,
                 decode=True,
             )
+            if sent is not None:
+                sent()
             with TransferProgress("pull", log) as pull:  # of the base image, when the daemon lacks it
                 for chunk in stream:
                     if "error" in chunk or "errorDetail" in chunk:

@@ -38,7 +38,7 @@ class GitStateError(PachydermToolError):
 
 
 class TestsFailed(PachydermToolError):
-    """The project's test command failed, so nothing was built."""
+    """The project's test command failed, so nothing was pushed or deployed."""
 
     __test__ = False  # not a pytest test class
     exit_code = 5

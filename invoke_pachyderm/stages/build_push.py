@@ -38,57 +38,127 @@ def build_and_push_all(
 ) -> None:
     """For each image: skip if its tag is already in the registry (unless rebuild), else build and push.
 
-    The registry is asked directly first; docker is imported and the daemon reached only for an
-    image the registry did not confirm. Each image ends with one line: skipped or built+pushed.
-    `timings` (a timings.Timings), if given, gets the registry, build and push times.
-    With `before_push` (the smoke run), every image is built first, then it runs, then the pushes.
-    """
-    configs = {config.name: config for config in settings.image_configs}
-    auth = auth_config(settings)
-    stage = timings.stage if timings is not None else _untimed
-    began: dict[str, float] = {}
-    clients: dict[str, object] = {}
+    `Builds` started and finished at once; see there. `timings` (a timings.Timings), if given,
+    gets the registry, build and push times."""
+    Builds(settings, git, images, rebuild, jobs, timings).start().finish(log_for, before_push)
 
-    def build(name: str) -> None:
-        began[name] = time.monotonic()
-        artifact = images[name]
-        log = log_for(name)
+
+class Builds:
+    """The builds of a deploy, begun before its plan is done (flow.deploy) and pushed after it.
+
+    start() asks the registry for each tag (directly first; docker is imported and the daemon
+    reached only for an image the registry did not confirm) and builds what is absent, up to
+    `jobs` at once, in daemon threads: the main thread goes on rendering and reading pachd, and
+    an exit does not wait for a build. finish() waits for every build, raises the first error
+    in image order, runs `before_push` (the smoke run), then pushes: nothing leaves the machine
+    before finish(), so a plan or the tests that fail push nothing. The build's lines are held
+    until finish() and printed there, in the build stage's place in the output.
+    """
+
+    def __init__(self, settings: Settings, git: GitInfo, images: dict[str, ImageArtifact], rebuild: bool,
+                 jobs: int, timings=None):
+        self.settings, self.git, self.images, self.rebuild = settings, git, images, rebuild
+        self.jobs = max(1, min(jobs, len(images)))
+        self._stage = timings.stage if timings is not None else _untimed
+        self._configs = {config.name: config for config in settings.image_configs}
+        self._began: dict[str, float] = {}
+        self._clients: dict[str, object] = {}
+        self._errors: dict[str, BaseException] = {}
+        self._todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._held: list[tuple[str, str]] | None = []  # (image, line) until finish() shows them
+        self._log_for: Callable[[str], Log] | None = None
+        self._lock = threading.Lock()
+        #: Set once a build is with the daemon (docker imported, the context sent), or the
+        #: builds are over: what is left of a build is then mostly the daemon's work.
+        self.daemon_reached = threading.Event()
+
+    def start(self) -> "Builds":
+        for name in self.images:
+            self._todo.put(name)
+        self._threads = [threading.Thread(target=self._work, name=f"build-{n}", daemon=True) for n in range(self.jobs)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """No build not yet begun begins (one under way runs out, or ends with the process)."""
+        self._stopped.set()
+
+    def finish(self, log_for: Callable[[str], Log], before_push: Callable[[], None] | None = None) -> None:
+        with self._lock:
+            held, self._held, self._log_for = self._held or [], None, log_for
+        for name, line in held:
+            log_for(name)(line)
+        try:
+            for thread in self._threads:
+                thread.join()
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+        for name in self.images:
+            if name in self._errors:
+                raise self._errors[name]
+        if before_push is not None:
+            before_push()
+        run_parallel(self._push, list(self.images), self.jobs)
+
+    def _work(self) -> None:
+        try:
+            while not self._stopped.is_set():
+                try:
+                    name = self._todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self._build(name)
+                except BaseException as error:  # raised by finish(), in the main thread
+                    self._errors[name] = error
+        finally:
+            self.daemon_reached.set()
+
+    def _log(self, name: str) -> Log:
+        def log(line: str) -> None:
+            with self._lock:
+                if self._held is not None:
+                    self._held.append((name, line))
+                    return
+                log_for = self._log_for
+            assert log_for is not None
+            log_for(name)(line)
+
+        return log
+
+    def _build(self, name: str) -> None:
+        self._began[name] = time.monotonic()
+        artifact, log = self.images[name], self._log(name)
         client = None
-        if not rebuild:
-            with stage("registry"):
-                digest = direct_digest(artifact, auth)
+        if not self.rebuild:
+            with self._stage("registry"):
+                digest = direct_digest(artifact, auth_config(self.settings))
                 if not digest:
                     client = docker_client()
-                    digest = registry_digest(client, artifact, auth)
+                    digest = registry_digest(client, artifact, auth_config(self.settings))
             if digest:
                 artifact.digest = digest
                 artifact.skipped = "already in registry"
-                log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(began[name])})")
+                log(f"skipped: already in the registry: {artifact.ref} {digest} ({_seconds(self._began[name])})")
                 return
-        with stage("build"):
-            client = clients[name] = client or docker_client()
-            with source.build_source(settings, configs[name], git) as source_dir:
-                labels = oci_labels(git, artifact, settings.project_dir)
-                build_image(client, settings, configs[name], artifact, labels, log, project_dir=source_dir)
+        with self._stage("build"):
+            client = self._clients[name] = client or docker_client()
+            with source.build_source(self.settings, self._configs[name], self.git) as source_dir:
+                labels = oci_labels(self.git, artifact, self.settings.project_dir)
+                build_image(client, self.settings, self._configs[name], artifact, labels, log, project_dir=source_dir,
+                            sent=self.daemon_reached.set)
 
-    def push(name: str) -> None:
-        artifact = images[name]
+    def _push(self, name: str) -> None:
+        artifact, log = self.images[name], self._log(name)
         if artifact.skipped:
             return
-        with stage("push"):
-            push_image(clients[name], artifact, auth, log_for(name))
-        log_for(name)(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(began[name])}")
-
-    def build_and_push(name: str) -> None:
-        build(name)
-        push(name)
-
-    if before_push is None:
-        run_parallel(build_and_push, list(images), jobs)
-        return
-    run_parallel(build, list(images), jobs)
-    before_push()
-    run_parallel(push, list(images), jobs)
+        with self._stage("push"):
+            push_image(self._clients[name], artifact, auth_config(self.settings), log)
+        log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(self._began[name])}")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from invoke_pachyderm import __version__
 from invoke_pachyderm.stages import preview
@@ -66,7 +66,7 @@ def test_stage(settings: Settings, reporter: Reporter) -> None:
             stdout=sys.stderr if reporter.json_mode else None,
         )
     if result.returncode != 0:
-        raise TestsFailed(f"tests failed: `{command}` exited {result.returncode}; nothing was built")
+        raise TestsFailed(f"tests failed: `{command}` exited {result.returncode}; nothing was pushed or deployed")
 
 
 # -- build / push ---------------------------------------------------------------------
@@ -98,16 +98,30 @@ def push_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> 
 
 def build_and_push_stage(
     settings: Settings, reporter: Reporter, git: GitInfo, images: Mapping[str, ImageArtifact], rebuild: bool,
-    timings: Timings | None = None, before_push=None,
+    timings: Timings | None = None, before_push=None, builds=None,
 ) -> None:
     """Each image's tag is looked up in the registry, and built and pushed when absent; the image
-    records get built/pushed/digest as that happens (what Ctrl-C reports)."""
+    records get built/pushed/digest as that happens (what Ctrl-C reports). `builds`: the
+    build_push.Builds begun during the plan (start_builds), finished here."""
     from invoke_pachyderm.stages import build_push as backend
 
     with reporter.group("build and push"):
-        backend.build_and_push_all(
-            settings, git, dict(images), rebuild, jobs(settings), _log_for(reporter, images), timings, before_push
-        )
+        if builds is None:
+            builds = backend.Builds(settings, git, dict(images), rebuild, jobs(settings), timings).start()
+        builds.finish(_log_for(reporter, images), before_push)
+
+
+def start_builds(settings: Settings, artifacts: Artifacts, rebuild: bool, timings: Timings):
+    """The registry look-ups and builds of `artifacts.images`, begun now in threads of their own
+    (build_push.Builds): a deploy's build overlaps its rendering, pachd's answers and the tests.
+    Pushed only by apply, after the plan and the tests passed."""
+    from invoke_pachyderm.stages import build_push as backend
+
+    from invoke_pachyderm.backends.pachd_early import load_protobuf_after
+
+    builds = backend.Builds(settings, artifacts.git, artifacts.images, rebuild, jobs(settings), timings).start()
+    load_protobuf_after(builds.daemon_reached)
+    return builds
 
 
 def _log_for(reporter: Reporter, images: Mapping[str, ImageArtifact]):
@@ -189,15 +203,26 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
     """`deploy`: the plan, printed as it is with --dry-run, else applied."""
     progress = Progress()
     clock = Timings()
+    builds = None
+
+    def tagged(artifacts: Artifacts) -> None:
+        nonlocal builds
+        progress.images = artifacts.images
+        if not options.dry_run:
+            builds = start_builds(settings, artifacts, options.rebuild, clock)
+
     try:
         cluster = _Connection(settings, reporter)
-        planned = plan(settings, reporter, options, cluster, clock)
+        planned = plan(settings, reporter, options, cluster, clock, tagged)
         progress.images = planned.images
         if options.dry_run:
             return planned.artifacts(clock)
-        return apply(settings, reporter, planned, options, cluster.get(), progress, clock)
+        return apply(settings, reporter, planned, options, cluster.get(), progress, clock, builds)
     except KeyboardInterrupt:
         raise Interrupted(progress.describe()) from None
+    finally:
+        if builds is not None:
+            builds.cancel()  # after a refused plan, no build begins that nothing will push
 
 
 class _Connection:
@@ -226,12 +251,13 @@ def resolve_wait(settings: Settings, options: DeployOptions) -> bool:
 
 
 def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster=None,
-         clock: Timings | None = None) -> DeployPlan:
+         clock: Timings | None = None, on_tagged: Callable[[Artifacts], None] | None = None) -> DeployPlan:
     """Decide everything a deploy does before anything is built or changed.
 
     Reads git and pachd, changes nothing (a dry run with `pin_digest` also asks the registry for
     the digests). Cheap checks first: config, git, templates, pachd, input repos. `cluster`: a
-    Cluster, a `_Connection` (connected when first needed), or None to connect here."""
+    Cluster, a `_Connection` (connected when first needed), or None to connect here. `on_tagged`
+    is told the images and their tags as soon as they are known (deploy begins the builds)."""
     clock = clock or Timings()
     wait = resolve_wait(settings, options)
     checks = ["git: the checkout is the commit" + ("" if options.allow_dirty else ", templates committed"),
@@ -239,6 +265,11 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
     with one_template_scan():  # the templates' list, read by the tag and render stages alike
         with clock.stage("tag"):
             tagged = tag_stage(settings, options.allow_dirty)
+        if settings.smoke_before_deploy and not options.dry_run:
+            sample_folder(settings)  # checked before the build begins; the smoke run is apply's
+            checks.append("smoke sample folder exists")
+        if on_tagged is not None:
+            on_tagged(tagged)
         if isinstance(cluster, _Connection):
             cluster.expect(tagged)
         if options.dry_run and settings.pin_digest:
@@ -251,9 +282,6 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
         with clock.stage("render"):
             specs = dependency_order(render_stage(settings, tagged, write=False))
     checks += ["specs rendered and valid", "no credential in a spec", "no dependency cycle"]
-    if settings.smoke_before_deploy and not options.dry_run:
-        sample_folder(settings)  # checked before the tests and the build; the smoke run is apply's
-        checks.append("smoke sample folder exists")
     with clock.stage("pachd"):
         cluster = cluster.get() if isinstance(cluster, _Connection) else cluster or connect(settings, reporter)
         deployed = cluster.deployed([spec.name for spec in specs])
@@ -288,9 +316,10 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
 
 
 def apply(settings: Settings, reporter: Reporter, planned: DeployPlan, options: DeployOptions, cluster,
-          progress: Progress | None = None, clock: Timings | None = None) -> Artifacts:
+          progress: Progress | None = None, clock: Timings | None = None, builds=None) -> Artifacts:
     """Execute exactly `planned`: tests, build and push, write the specs, one transaction with the
-    plan's changes, the prune, the wait (and the rollback when it fails)."""
+    plan's changes, the prune, the wait (and the rollback when it fails). `builds`: the plan's
+    images' builds, begun during the plan (start_builds); else they begin here."""
     progress = progress or Progress(images=planned.images)
     clock = clock or Timings()
     git, images, deployed = planned.git, planned.images, planned.deployed
@@ -301,7 +330,7 @@ def apply(settings: Settings, reporter: Reporter, planned: DeployPlan, options: 
         with clock.stage("test"):
             test_stage(settings, reporter)
     progress.stage = "the build and push"
-    build_and_push_stage(settings, reporter, git, images, options.rebuild, clock, smoke_run)
+    build_and_push_stage(settings, reporter, git, images, options.rebuild, clock, smoke_run, builds)
     progress.stage = "rendering"
     specs, changes = specs_after_push(settings, planned, cluster, options, clock)
     write_specs(specs, settings.project_dir / settings.out_dir)
