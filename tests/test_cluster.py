@@ -223,3 +223,53 @@ def test_a_batched_pipeline_stores_the_specs_createpipelinev2_would(pachd, targe
     assert effective(batched).datum_tries == 5 and not effective(batched).autoscaling
     assert {**batched.spec, "pipeline": None} == {**direct.spec, "pipeline": None}
     assert not cluster.defaults_changed(batched)
+
+
+def test_a_dry_run_sent_ahead_serves_a_spec_that_only_gained_annotations(pachd, target):
+    """deploy sends the dry runs during the build (dry_run_ahead); the pushed digest then adds
+    annotations. The stored specs are those a fresh CreatePipelineV2 would store, with one dry
+    run per pipeline; a spec that changed otherwise is dry-run again."""
+    import json
+
+    from google.protobuf import json_format
+    from python_pachyderm.proto.v2.pps import pps_pb2
+
+    if not pachd.has_defaults:
+        pytest.skip("dry runs arrived in pachd 2.8")
+    pachd.set_project_defaults('{"createPipelineRequest": {"autoscaling": true, "datumTries": 5, '
+                               '"metadata": {"annotations": {"team": "vision", "digest": "from defaults"}}}}')
+    cluster = Cluster(target, "default")
+    planned = {name: {**spec(name), "metadata": {"annotations": {"commit": "c1"}}} for name in ("a", "b")}
+    cluster.dry_run_ahead(planned)
+    final_a = {**planned["a"], "metadata": {"annotations": {"commit": "c1", "digest": "sha256:1"}}}
+    final_b = {**planned["b"], "transform": {"image": "busybox:2"}, "metadata": {"annotations": {"commit": "c1"}}}
+    cluster.apply(batch(final_a, final_b), reprocess=False)
+    assert pachd.calls.count("CreatePipelineV2") == 3  # a's answer reused, b's sent again
+    cluster._create_v2({**final_a, "pipeline": {"name": "direct"}}, update=False, reprocess=False, transaction_id=None)
+    deployed = cluster.deployed()
+
+    def effective(p):
+        message = json_format.Parse(p.effective_spec_json, pps_pb2.CreatePipelineRequest())
+        message.ClearField("pipeline")
+        return message
+
+    assert effective(deployed["a"]) == effective(deployed["direct"])
+    assert dict(effective(deployed["a"]).metadata.annotations) == {"team": "vision", "commit": "c1", "digest": "sha256:1"}
+    assert json.loads(deployed["a"].user_spec_json)["metadata"] == final_a["metadata"]
+    assert effective(deployed["b"]).transform.image == "busybox:2"
+
+
+@pytest.mark.parametrize("final", [
+    {"metadata": {"annotations": {"commit": "c1", "digest": "d"}}, "x": 1},
+    {"metadata": {"annotations": {"commit": "c2", "digest": "d"}}},
+    {"metadata": {"annotations": {"digest": "d"}}},
+    {"metadata": {"annotations": {"commit": "c1", "digest": 5}}},
+    {"metadata": {"annotations": {"commit": "c1"}, "labels": {"a": "b"}}},
+])
+def test_only_added_string_annotations_reuse_a_dry_run(final):
+    from invoke_pachyderm.backends.pachd import added_annotations
+
+    sent = {"metadata": {"annotations": {"commit": "c1"}}}
+    assert added_annotations(sent, {"metadata": {"annotations": {"commit": "c1", "digest": "d"}}}) == {"digest": "d"}
+    assert added_annotations(sent, sent) == {}
+    assert added_annotations(sent, final) is None

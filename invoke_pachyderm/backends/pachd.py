@@ -89,6 +89,7 @@ class Cluster:
         self._pipelines_seen: int | None = None  # on the whole cluster, see _needs_handler_checks
         self._early: dict[str, Any] = {}  # see prefetch
         self._listed: list[tuple[str, DeployedPipeline]] | None = None  # prefetch's list, for may_change
+        self._ahead: dict[str, tuple[dict[str, Any], Any]] = {}  # see dry_run_ahead
 
     @functools.cached_property
     def client(self):
@@ -555,18 +556,25 @@ class Cluster:
         m = messages()
         pending = []
         for rendered, body, exists in specs:
-            user_json = self._user_json(body)
+            user_spec = self._user_spec(body)
+            user_json = json.dumps(user_spec, sort_keys=True)
+            ahead = self._answer_ahead(rendered.name, user_spec)
+            if ahead is not None:
+                pending.append((rendered.name, user_json, exists, *ahead))
+                continue
             # update/reprocess false: the answer is then the effective spec alone (createPipeline
             # copies them into it), fit to store as the effective JSON
             dry_run = m.CreatePipelineV2Request(create_pipeline_request_json=user_json, dry_run=True)
-            pending.append((rendered.name, user_json, exists, self._v28_future("CreatePipelineV2", dry_run)))
+            pending.append((rendered.name, user_json, exists, self._v28_future("CreatePipelineV2", dry_run), {}))
         pairs = []
         try:
-            for name, user_json, exists, future in pending:
+            for name, user_json, exists, future, added in pending:
                 try:
                     effective_json = future.result().effective_create_pipeline_request_json
                 except grpc.RpcError as error:
                     raise PachdError(self.describe(error, f"pipeline {name}") + "; nothing was changed") from None
+                if added:
+                    effective_json = with_annotations(effective_json, added)
                 request = pps_pb2.CreatePipelineRequest()
                 try:
                     json_format.Parse(effective_json, request)
@@ -582,9 +590,48 @@ class Cluster:
                 wrapped.MergeFromString(m.TransactionRequestV28(create_pipeline_v2=txn.SerializeToString()).SerializeToString())
                 pairs.append((request, wrapped))
         finally:
-            for *_, future in pending:
+            for *_, future, _ in pending:
                 future.cancel()
+            self.forget_ahead()
         return pairs
+
+    def dry_run_ahead(self, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+        """pachd >= 2.8: send now the CreatePipelineV2(dry_run) that apply's batch needs for each
+        of `bodies` (name -> spec), so pachd answers while the images build and push. Read-only.
+
+        apply uses an answer only for a spec that differs from the one sent here by annotations
+        added and nothing else (a pushed image's digest, unknown until the push): pachd merges the
+        defaults and the user's spec as a JSON merge patch (api_server.go makeEffectiveSpec), so
+        string members added to the user's metadata.annotations land unchanged in the effective
+        spec's. Any other difference sends the dry run again."""
+        if not self.has_defaults or not bodies:
+            return
+        from invoke_pachyderm.backends.pachd_v28 import messages
+
+        m = messages()
+        for name, body in bodies.items():
+            user = self._user_spec(body)
+            request = m.CreatePipelineV2Request(create_pipeline_request_json=json.dumps(user, sort_keys=True), dry_run=True)
+            self._ahead[name] = (json.loads(json.dumps(user)), self._v28_future("CreatePipelineV2", request))
+
+    def forget_ahead(self) -> None:
+        """Cancel the dry runs sent ahead that no batch used (a deploy that stopped before it)."""
+        ahead, self._ahead = self._ahead, {}
+        for _, future in ahead.values():
+            future.cancel()
+
+    def _answer_ahead(self, name: str, user_spec: dict[str, Any]):
+        """(future, annotations to add) of the dry run sent ahead for `name`, when `user_spec`
+        differs from what it sent by added annotations only; else None."""
+        sent = self._ahead.pop(name, None)
+        if sent is None:
+            return None
+        early, future = sent
+        added = added_annotations(early, json.loads(json.dumps(user_spec)))
+        if added is None:
+            future.cancel()
+            return None
+        return future, added
 
     def _needs_handler_checks(self, requests, exists: list[bool]) -> bool:
         """Checks pachd's CreatePipeline(V2) handler makes outside the transaction, which a batch
@@ -936,3 +983,36 @@ def interrupt_after_call() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if pending:
         raise KeyboardInterrupt
+
+
+def added_annotations(sent: Mapping[str, Any], final: Mapping[str, Any]) -> dict[str, str] | None:
+    """The metadata.annotations members `final` has beyond `sent`, when that is their only
+    difference (string values, none of `sent`'s changed or gone); else None."""
+    def annotations(spec: Mapping[str, Any]) -> Any:
+        return (spec.get("metadata") or {}).get("annotations") or {}
+
+    before, after = annotations(sent), annotations(final)
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return None
+    if any(key not in after or after[key] != value for key, value in before.items()):
+        return None
+    added = {key: value for key, value in after.items() if key not in before}
+    if not all(isinstance(value, str) for value in added.values()):
+        return None
+    rest = {key: value for key, value in final.items() if key != "metadata"}
+    if rest != {key: value for key, value in sent.items() if key != "metadata"}:
+        return None
+    meta_rest = {k: v for k, v in (final.get("metadata") or {}).items() if k != "annotations"}
+    if meta_rest != {k: v for k, v in (sent.get("metadata") or {}).items() if k != "annotations"}:
+        return None
+    return added
+
+
+def with_annotations(effective_json: str, added: Mapping[str, str]) -> str:
+    """pachd's effective spec (protojson) with `added` merged into metadata.annotations, as pachd's
+    merge patch would have put them there had the user's spec carried them."""
+    effective = json.loads(effective_json)
+    metadata = effective.setdefault("metadata", {})
+    metadata.setdefault("annotations", {}).update(added)
+    return json.dumps(effective)
+

@@ -211,9 +211,10 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
         if not options.dry_run:
             builds = start_builds(settings, artifacts, options.rebuild, clock)
 
+    cluster = None
     try:
         cluster = _Connection(settings, reporter)
-        planned = plan(settings, reporter, options, cluster, clock, tagged)
+        planned = plan(settings, reporter, options, cluster, clock, tagged, send_ahead=not options.dry_run)
         progress.images = planned.images
         if options.dry_run:
             return planned.artifacts(clock)
@@ -223,6 +224,8 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
     finally:
         if builds is not None:
             builds.cancel()  # after a refused plan, no build begins that nothing will push
+        if cluster is not None and cluster.cluster is not None:
+            cluster.cluster.forget_ahead()  # dry runs sent for an apply that did not come
 
 
 class _Connection:
@@ -251,13 +254,16 @@ def resolve_wait(settings: Settings, options: DeployOptions) -> bool:
 
 
 def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster=None,
-         clock: Timings | None = None, on_tagged: Callable[[Artifacts], None] | None = None) -> DeployPlan:
+         clock: Timings | None = None, on_tagged: Callable[[Artifacts], None] | None = None,
+         send_ahead: bool = False) -> DeployPlan:
     """Decide everything a deploy does before anything is built or changed.
 
     Reads git and pachd, changes nothing (a dry run with `pin_digest` also asks the registry for
     the digests). Cheap checks first: config, git, templates, pachd, input repos. `cluster`: a
     Cluster, a `_Connection` (connected when first needed), or None to connect here. `on_tagged`
-    is told the images and their tags as soon as they are known (deploy begins the builds)."""
+    is told the images and their tags as soon as they are known (deploy begins the builds).
+    `send_ahead`: the pachd requests apply will need are sent now, to be answered during the
+    build (Cluster.dry_run_ahead; read-only)."""
     clock = clock or Timings()
     wait = resolve_wait(settings, options)
     checks = ["git: the checkout is the commit" + ("" if options.allow_dirty else ", templates committed"),
@@ -287,6 +293,9 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
         deployed = cluster.deployed([spec.name for spec in specs])
     with clock.stage("plan"):
         changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
+    if send_ahead:
+        sent = {c.name for c in changes if c.action != "unchanged"}
+        cluster.dry_run_ahead({spec.name: spec.spec for spec in specs if spec.name in sent})
     with clock.stage("pachd"):
         # an unchanged pipeline sends nothing, and pachd refuses to delete a repo a pipeline reads
         check_inputs_exist(cluster, specs, {c.name for c in changes if c.action != "unchanged"})
