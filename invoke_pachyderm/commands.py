@@ -68,6 +68,7 @@ def execute(command: Command, request: Request, debug: bool | None = None) -> tu
     code (errors.py). With `debug` (Invoke's --debug) the error propagates with its traceback.
     """
     reporter = Reporter(json_mode=request.on("json"))
+    _skip_collections_at_exit()
     try:
         document, human = command.run(request, reporter)
     except PachydermToolError as error:
@@ -85,6 +86,20 @@ def execute(command: Command, request: Request, debug: bool | None = None) -> tu
         return Interrupted.exit_code, message
     reporter.result(document, human)
     return 0, ""
+
+
+def _skip_collections_at_exit() -> None:
+    """Interpreter shutdown runs full garbage collections over every object left: ~0.2 s once
+    python_pachyderm's pure-Python protobuf descriptors are loaded, ~0.1 s more with 200 rendered
+    specs. Frozen objects are not collected, so an exiting process skips that work; the memory
+    goes back to the system with the process, and nothing of ours needs a finalizer run at exit
+    (files are closed and temporary folders removed where they are used; weakref.finalize and
+    logging flush in atexit handlers of their own, which run after this one)."""
+    import atexit
+    import gc
+
+    atexit.unregister(gc.freeze)  # once, however many tasks run
+    atexit.register(gc.freeze)
 
 
 # -- the commands' bodies: flow does the work, these only shape the result ------------------

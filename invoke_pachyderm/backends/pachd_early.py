@@ -51,13 +51,6 @@ def load_protobuf() -> None:
             from google.protobuf import json_format  # noqa: F401
 
             _protobuf_loaded = True
-            # Pure-Python protobuf leaves ~0.2 s of reference cycles (its descriptors) to the
-            # garbage collections of interpreter shutdown; frozen objects are not collected, so
-            # an exiting process skips that work. Nothing in them needs a finalizer run at exit.
-            import atexit
-            import gc
-
-            atexit.register(gc.freeze)
 
 
 def _identity(raw: bytes) -> bytes:
