@@ -274,10 +274,6 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
         if settings.smoke_before_deploy and not options.dry_run:
             sample_folder(settings)  # checked before the build begins; the smoke run is apply's
             checks.append("smoke sample folder exists")
-        if on_tagged is not None:
-            on_tagged(tagged)
-        if isinstance(cluster, _Connection):
-            cluster.expect(tagged)
         if options.dry_run and settings.pin_digest:
             # The plan must compare the image references that would be deployed; a dry run builds
             # nothing, so the digests are the registry's (none for a tag not pushed yet).
@@ -285,8 +281,15 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
 
             with clock.stage("registry"):
                 images.lookup_digests(settings, tagged.images)
+        rendered_from = tagged
+        if on_tagged is not None:
+            # builds begun now fill in digests as they go: the plan renders the images as tagged
+            rendered_from = Artifacts(tagged.git, {name: replace(image) for name, image in tagged.images.items()})
+            on_tagged(tagged)
+        if isinstance(cluster, _Connection):
+            cluster.expect(tagged)
         with clock.stage("render"):
-            specs = dependency_order(render_stage(settings, tagged, write=False))
+            specs = dependency_order(render_stage(settings, rendered_from, write=False))
     checks += ["specs rendered and valid", "no credential in a spec", "no dependency cycle"]
     with clock.stage("pachd"):
         cluster = cluster.get() if isinstance(cluster, _Connection) else cluster or connect(settings, reporter)
