@@ -273,3 +273,19 @@ def test_only_added_string_annotations_reuse_a_dry_run(final):
     assert added_annotations(sent, {"metadata": {"annotations": {"commit": "c1", "digest": "d"}}}) == {"digest": "d"}
     assert added_annotations(sent, sent) == {}
     assert added_annotations(sent, final) is None
+
+
+def test_dry_runs_sent_ahead_are_sent_again_when_the_defaults_changed_meanwhile(pachd, target):
+    from google.protobuf import json_format
+    from python_pachyderm.proto.v2.pps import pps_pb2
+
+    if not pachd.has_defaults:
+        pytest.skip("defaults arrived in pachd 2.8")
+    pachd.set_project_defaults('{"createPipelineRequest": {"datumTries": 5}}')
+    cluster = Cluster(target, "default")
+    cluster.dry_run_ahead({"a": spec("a")})
+    pachd.set_project_defaults('{"createPipelineRequest": {"datumTries": 7}}')  # during the build
+    cluster.apply(batch(spec("a")), reprocess=False)
+    assert pachd.calls.count("CreatePipelineV2") == 2
+    stored = json_format.Parse(cluster.deployed()["a"].effective_spec_json, pps_pb2.CreatePipelineRequest())
+    assert stored.datum_tries == 7

@@ -90,6 +90,7 @@ class Cluster:
         self._early: dict[str, Any] = {}  # see prefetch
         self._listed: list[tuple[str, DeployedPipeline]] | None = None  # prefetch's list, for may_change
         self._ahead: dict[str, tuple[dict[str, Any], Any]] = {}  # see dry_run_ahead
+        self._ahead_defaults: tuple[str, str] | None = None  # the defaults they were sent against
 
     @functools.cached_property
     def client(self):
@@ -554,6 +555,8 @@ class Cluster:
         from invoke_pachyderm.backends.pachd_v28 import messages
 
         m = messages()
+        if self._ahead and self._read_defaults() != self._ahead_defaults:
+            self.forget_ahead()  # the defaults changed since: pachd would merge other ones now
         pending = []
         for rendered, body, exists in specs:
             user_spec = self._user_spec(body)
@@ -603,12 +606,14 @@ class Cluster:
         added and nothing else (a pushed image's digest, unknown until the push): pachd merges the
         defaults and the user's spec as a JSON merge patch (api_server.go makeEffectiveSpec), so
         string members added to the user's metadata.annotations land unchanged in the effective
-        spec's. Any other difference sends the dry run again."""
+        spec's. Any other difference sends the dry run again, and so does every spec when the
+        cluster or project defaults changed meanwhile (the build can take minutes)."""
         if not self.has_defaults or not bodies:
             return
         from invoke_pachyderm.backends.pachd_v28 import messages
 
         m = messages()
+        self._ahead_defaults = self.defaults()
         for name, body in bodies.items():
             user = self._user_spec(body)
             request = m.CreatePipelineV2Request(create_pipeline_request_json=json.dumps(user, sort_keys=True), dry_run=True)
