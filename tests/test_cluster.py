@@ -289,3 +289,37 @@ def test_dry_runs_sent_ahead_are_sent_again_when_the_defaults_changed_meanwhile(
     assert pachd.calls.count("CreatePipelineV2") == 2
     stored = json_format.Parse(cluster.deployed()["a"].effective_spec_json, pps_pb2.CreatePipelineRequest())
     assert stored.datum_tries == 7
+
+
+def test_no_dry_run_is_sent_ahead_for_a_project_apply_has_yet_to_make(pachd, target):
+    """A preview deploy's project is made by apply: its defaults cannot be read during the plan,
+    so nothing is sent ahead, and the plan does not fail for it."""
+    if not pachd.has_defaults:
+        pytest.skip("dry runs arrived in pachd 2.8")
+    cluster = Cluster(target, "pr-7")
+    cluster.dry_run_ahead({"a": spec("a")})
+    assert "CreatePipelineV2" not in pachd.calls and not cluster._ahead
+
+
+def test_a_dry_run_sent_ahead_that_failed_is_asked_again_at_apply(pachd, target):
+    """A dry run sent ahead, minutes before apply, can fail on what has changed since (pachd was
+    briefly unavailable here): apply asks it again rather than fail the deploy."""
+    if not pachd.has_defaults:
+        pytest.skip("dry runs arrived in pachd 2.8")
+    cluster = Cluster(target, "default")
+    pachd.fail_next("CreatePipelineV2", grpc.StatusCode.UNAVAILABLE)
+    cluster.dry_run_ahead({"a": spec("a")})
+    cluster.apply(batch(spec("a")), reprocess=False)
+    assert pachd.pipeline_versions() == {"a": 1}
+    assert pachd.calls.count("CreatePipelineV2") == 2
+
+
+def test_a_dry_run_that_fails_at_apply_still_fails_the_deploy(pachd, target):
+    if not pachd.has_defaults:
+        pytest.skip("dry runs arrived in pachd 2.8")
+    cluster = Cluster(target, "default")
+    pachd.fail_next("CreatePipelineV2", grpc.StatusCode.INVALID_ARGUMENT, count=2, message="bad spec")
+    cluster.dry_run_ahead({"a": spec("a")})
+    with pytest.raises(PachdError, match="pipeline a failed: INVALID_ARGUMENT: bad spec; nothing was changed"):
+        cluster.apply(batch(spec("a")), reprocess=False)
+    assert pachd.pipeline_versions() == {}

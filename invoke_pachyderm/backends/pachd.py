@@ -565,19 +565,26 @@ class Cluster:
         for rendered, body, exists in specs:
             user_spec = self._user_spec(body)
             user_json = json.dumps(user_spec, sort_keys=True)
-            ahead = self._answer_ahead(rendered.name, user_spec)
-            if ahead is not None:
-                pending.append((rendered.name, user_json, exists, *ahead))
-                continue
             # update/reprocess false: the answer is then the effective spec alone (createPipeline
             # copies them into it), fit to store as the effective JSON
             dry_run = m.CreatePipelineV2Request(create_pipeline_request_json=user_json, dry_run=True)
-            pending.append((rendered.name, user_json, exists, self._v28_future("CreatePipelineV2", dry_run), {}))
+            ahead = self._answer_ahead(rendered.name, user_spec)
+            if ahead is not None:
+                pending.append((rendered.name, user_json, exists, *ahead, dry_run))
+                continue
+            pending.append((rendered.name, user_json, exists, self._v28_future("CreatePipelineV2", dry_run), {}, None))
         pairs = []
         try:
-            for name, user_json, exists, future, added in pending:
+            for name, user_json, exists, future, added, again in pending:
                 try:
-                    effective_json = future.result().effective_create_pipeline_request_json
+                    try:
+                        effective_json = future.result().effective_create_pipeline_request_json
+                    except grpc.RpcError:
+                        if again is None:
+                            raise
+                        # asked ahead, before apply made something it needs (a preview project): ask now
+                        effective_json = self._v28("CreatePipelineV2", again).effective_create_pipeline_request_json
+                        added = {}
                 except grpc.RpcError as error:
                     raise PachdError(self.describe(error, f"pipeline {name}") + "; nothing was changed") from None
                 if added:
@@ -597,7 +604,7 @@ class Cluster:
                 wrapped.MergeFromString(m.TransactionRequestV28(create_pipeline_v2=txn.SerializeToString()).SerializeToString())
                 pairs.append((request, wrapped))
         finally:
-            for *_, future, _ in pending:
+            for _, _, _, future, _, _ in pending:
                 future.cancel()
             self.forget_ahead()
         return pairs
@@ -614,7 +621,10 @@ class Cluster:
         cluster or project defaults changed meanwhile (the build can take minutes)."""
         if not self.has_defaults or not bodies:
             return
-        self._ahead_defaults = self.defaults()
+        try:
+            self._ahead_defaults = self.defaults()
+        except PachdError:
+            return  # e.g. a preview project made only by apply: apply asks then
         # Sent from a thread of its own (grpc makes each call in ~0.3-2 ms of Python, 200 calls
         # would hold up the plan's last checks and the tests); apply waits for it (_join_ahead).
         self._sender = threading.Thread(target=self._send_ahead, args=(dict(bodies),), name="pachd-dry-runs", daemon=True)
