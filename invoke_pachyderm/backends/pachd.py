@@ -563,12 +563,11 @@ class Cluster:
             self.forget_ahead()  # the defaults changed since: pachd would merge other ones now
         pending = []
         for rendered, body, exists in specs:
-            user_spec = self._user_spec(body)
-            user_json = json.dumps(user_spec, sort_keys=True)
+            user_json = self._user_json(body)
             # update/reprocess false: the answer is then the effective spec alone (createPipeline
             # copies them into it), fit to store as the effective JSON
             dry_run = m.CreatePipelineV2Request(create_pipeline_request_json=user_json, dry_run=True)
-            ahead = self._answer_ahead(rendered.name, user_spec)
+            ahead = self._answer_ahead(rendered.name, user_json)
             if ahead is not None:
                 pending.append((rendered.name, user_json, exists, *ahead, dry_run))
                 continue
@@ -638,8 +637,7 @@ class Cluster:
             for name, body in bodies.items():
                 if self._stop_sending.is_set():
                     return
-                user = self._user_spec(body)
-                json_text = json.dumps(user, sort_keys=True)
+                json_text = self._user_json(body)
                 request = m.CreatePipelineV2Request(create_pipeline_request_json=json_text, dry_run=True)
                 self._ahead[name] = (json.loads(json_text), self._v28_future("CreatePipelineV2", request))
         except Exception:  # noqa: BLE001 - only a head start: apply sends what is missing
@@ -659,14 +657,14 @@ class Cluster:
         for _, future in ahead.values():
             future.cancel()
 
-    def _answer_ahead(self, name: str, user_spec: dict[str, Any]):
-        """(future, annotations to add) of the dry run sent ahead for `name`, when `user_spec`
+    def _answer_ahead(self, name: str, user_json: str):
+        """(future, annotations to add) of the dry run sent ahead for `name`, when `user_json`
         differs from what it sent by added annotations only; else None."""
         sent = self._ahead.pop(name, None)
         if sent is None:
             return None
         early, future = sent
-        added = added_annotations(early, json.loads(json.dumps(user_spec)))
+        added = added_annotations(early, json.loads(user_json))
         if added is None:
             future.cancel()
             return None
@@ -1001,7 +999,6 @@ def interrupt_after_call() -> Iterator[None]:
     tests/test_faults.py::test_ctrl_c_during_pachd_calls_never_hangs). Only the main thread gets
     signals, and only it may set handlers."""
     import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield

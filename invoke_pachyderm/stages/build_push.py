@@ -26,23 +26,6 @@ from invoke_pachyderm.core.gitinfo import GitInfo
 from invoke_pachyderm.stages import source
 
 
-def build_and_push_all(
-    settings: Settings,
-    git: GitInfo,
-    images: dict[str, ImageArtifact],
-    rebuild: bool,
-    jobs: int,
-    log_for: Callable[[str], Log],
-    timings=None,
-    before_push: Callable[[], None] | None = None,
-) -> None:
-    """For each image: skip if its tag is already in the registry (unless rebuild), else build and push.
-
-    `Builds` started and finished at once; see there. `timings` (a timings.Timings), if given,
-    gets the registry, build and push times."""
-    Builds(settings, git, images, rebuild, jobs, timings).start().finish(log_for, before_push)
-
-
 class Builds:
     """The builds of a deploy, begun before its plan is done (flow.deploy) and pushed after it.
 
@@ -61,12 +44,10 @@ class Builds:
         self.jobs = max(1, min(jobs, len(images)))
         self._stage = timings.stage if timings is not None else _untimed
         self._configs = {config.name: config for config in settings.image_configs}
+        self._auth = auth_config(settings)
         self._began: dict[str, float] = {}
         self._clients: dict[str, object] = {}
-        self._errors: dict[str, BaseException] = {}
-        self._todo: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._stopped = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers: Workers | None = None
         self._held: list[tuple[str, str]] | None = []  # (image, line) until finish() shows them
         self._log_for: Callable[[str], Log] | None = None
         self._lock = threading.Lock()
@@ -75,48 +56,24 @@ class Builds:
         self.daemon_reached = threading.Event()
 
     def start(self) -> "Builds":
-        for name in self.images:
-            self._todo.put(name)
-        self._threads = [threading.Thread(target=self._work, name=f"build-{n}", daemon=True) for n in range(self.jobs)]
-        for thread in self._threads:
-            thread.start()
+        self._workers = Workers(self._build, self.images, self.jobs, when_done=self.daemon_reached.set)
         return self
 
     def cancel(self) -> None:
         """No build not yet begun begins (one under way runs out, or ends with the process)."""
-        self._stopped.set()
+        if self._workers is not None:
+            self._workers.stop.set()
 
     def finish(self, log_for: Callable[[str], Log], before_push: Callable[[], None] | None = None) -> None:
         with self._lock:
             held, self._held, self._log_for = self._held or [], None, log_for
         for name, line in held:
             log_for(name)(line)
-        try:
-            for thread in self._threads:
-                thread.join()
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
-        for name in self.images:
-            if name in self._errors:
-                raise self._errors[name]
+        assert self._workers is not None, "finish() before start()"
+        self._workers.join()
         if before_push is not None:
             before_push()
         run_parallel(self._push, list(self.images), self.jobs)
-
-    def _work(self) -> None:
-        try:
-            while not self._stopped.is_set():
-                try:
-                    name = self._todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    self._build(name)
-                except BaseException as error:  # raised by finish(), in the main thread
-                    self._errors[name] = error
-        finally:
-            self.daemon_reached.set()
 
     def _log(self, name: str) -> Log:
         def log(line: str) -> None:
@@ -136,10 +93,10 @@ class Builds:
         client = None
         if not self.rebuild:
             with self._stage("registry"):
-                digest = direct_digest(artifact, auth_config(self.settings))
+                digest = direct_digest(artifact, self._auth)
                 if not digest:
                     client = docker_client()
-                    digest = registry_digest(client, artifact, auth_config(self.settings))
+                    digest = registry_digest(client, artifact, self._auth)
             if digest:
                 artifact.digest = digest
                 artifact.skipped = "already in registry"
@@ -157,7 +114,7 @@ class Builds:
         if artifact.skipped:
             return
         with self._stage("push"):
-            push_image(self._clients[name], artifact, auth_config(self.settings), log)
+            push_image(self._clients[name], artifact, self._auth, log)
         log(f"built+pushed {artifact.ref} {artifact.digest} in {_seconds(self._began[name])}")
 
 
@@ -216,42 +173,58 @@ def push_all(settings: Settings, images: dict[str, ImageArtifact], jobs: int, lo
 
 
 def run_parallel(function: Callable[[str], None], names: Iterable[str], jobs: int) -> None:
-    """Run for each name; the first error (in name order) is raised after all have finished.
-
-    Daemon threads rather than a ThreadPoolExecutor, whose workers Python joins at exit: on
-    Ctrl-C the main thread stops waiting and the process exits without waiting for the builds.
-    """
+    """Run for each name; the first error (in name order) is raised after all have finished."""
     names = list(names)
     if len(names) <= 1 or jobs <= 1:
         for name in names:
             function(name)
         return
-    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
-    for name in names:
-        todo.put(name)
-    errors: dict[str, BaseException] = {}
-    stop = threading.Event()
+    Workers(function, names, jobs).join()
 
-    def worker() -> None:
-        while not stop.is_set():
-            try:
-                name = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                function(name)
-            except BaseException as error:  # re-raised in the main thread below
-                errors[name] = error
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(jobs, len(names)))]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    except KeyboardInterrupt:
-        stop.set()
-        raise
-    for name in names:
-        if name in errors:
-            raise errors[name]
+class Workers:
+    """`function` for each name, up to `jobs` at once, begun at once in threads of their own.
+
+    Daemon threads rather than a ThreadPoolExecutor, whose workers Python joins at exit: on
+    Ctrl-C the main thread stops waiting and the process exits without waiting for the builds.
+    `when_done` is called in each thread as it ends."""
+
+    def __init__(self, function: Callable[[str], None], names: Iterable[str], jobs: int,
+                 when_done: Callable[[], None] | None = None):
+        self.names = list(names)
+        self.errors: dict[str, BaseException] = {}
+        self.stop = threading.Event()  # no name not yet begun begins
+        self._todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for name in self.names:
+            self._todo.put(name)
+        self._function, self._when_done = function, when_done
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(max(1, min(jobs, len(self.names))))]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self.stop.is_set():
+                try:
+                    name = self._todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self._function(name)
+                except BaseException as error:  # re-raised by join(), in the caller's thread
+                    self.errors[name] = error
+        finally:
+            if self._when_done is not None:
+                self._when_done()
+
+    def join(self) -> None:
+        """Wait for every thread, then raise the first error in name order."""
+        try:
+            for thread in self._threads:
+                thread.join()
+        except KeyboardInterrupt:
+            self.stop.set()
+            raise
+        for name in self.names:
+            if name in self.errors:
+                raise self.errors[name]

@@ -115,9 +115,8 @@ def start_builds(settings: Settings, artifacts: Artifacts, rebuild: bool, timing
     """The registry look-ups and builds of `artifacts.images`, begun now in threads of their own
     (build_push.Builds): a deploy's build overlaps its rendering, pachd's answers and the tests.
     Pushed only by apply, after the plan and the tests passed."""
-    from invoke_pachyderm.stages import build_push as backend
-
     from invoke_pachyderm.backends.pachd_early import load_protobuf_after
+    from invoke_pachyderm.stages import build_push as backend
 
     builds = backend.Builds(settings, artifacts.git, artifacts.images, rebuild, jobs(settings), timings).start()
     load_protobuf_after(builds.daemon_reached)
