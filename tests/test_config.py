@@ -449,3 +449,12 @@ def test_server_cas_of_the_context_go_with_its_tls_address(project, isolated_env
                       {"c": {"pachd_address": "grpcs://secure:443", "server_cas": "not base64!"}})
     with pytest.raises(ConfigError, match="server_cas"):
         resolve_pachd(settings, environ={"HOME": str(isolated_env)})
+
+
+@pytest.mark.parametrize("cpus, expected", [(2, 6), (None, 5), (64, 32)])
+def test_default_jobs_overlap_builds_beyond_the_cpus(project, monkeypatch, cpus, expected):
+    from invoke_pachyderm.stages import flow
+
+    monkeypatch.setattr(flow.os, "cpu_count", lambda: cpus)
+    assert flow.jobs(load_settings(project, environ={})) == expected
+    assert flow.jobs(load_settings(project, environ={"INVOKE_PACHYDERM_JOBS": "1"})) == 1

@@ -47,7 +47,7 @@ KEYS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "registry_username": ((str,), None, "registry user name"),
     "registry_password": ((str,), None, "registry password"),
     "pin_digest": ((bool,), False, "render image references as repo:tag@sha256:..."),
-    "jobs": ((int,), None, "images built and pushed in parallel (default: number of CPUs)"),
+    "jobs": ((int,), None, "images built and pushed in parallel (default: CPUs + 4, at most 32)"),
     "wait": ((bool,), None, "wait for deployed pipelines to be RUNNING (default: on in CI)"),
     "timeout": ((int, float), 600, "seconds to wait for pipelines to be RUNNING"),
     "hooks": ((list,), ["test", "render-spec --check"], "tasks the git pre-push hook runs"),

@@ -71,7 +71,14 @@ def test_stage(settings: Settings, reporter: Reporter) -> None:
 
 # -- build / push ---------------------------------------------------------------------
 def jobs(settings: Settings) -> int:
-    return settings.jobs or os.cpu_count() or 1
+    return settings.jobs or default_jobs()
+
+
+def default_jobs() -> int:
+    """The CPUs plus 4, at most 32 (ThreadPoolExecutor's rule for waiting work): the daemon does
+    the building, and a build spends much of its time waiting (context upload, registry, layer
+    commits). Measured on 2 cores, a cold deploy of 3 images: 2.94 s with 3 at once, 3.25 s with 2."""
+    return min(32, (os.cpu_count() or 1) + 4)
 
 
 def build_stage(settings: Settings, reporter: Reporter, artifacts: Artifacts) -> None:
