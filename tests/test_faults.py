@@ -307,8 +307,8 @@ target = PachdTarget("127.0.0.1", int(sys.argv[1]), False, None, "test")
 for i in range(int(sys.argv[2])):
     cluster = Cluster(target, "default")
     timer = threading.Timer(random.uniform(0, 0.03), os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
     try:
+        timer.start()  # inside: on a loaded machine the signal can come before start() returns
         while True:
             cluster.states([])
     except KeyboardInterrupt:
