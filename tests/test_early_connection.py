@@ -104,7 +104,7 @@ def test_an_unchanged_deploy_lists_no_repos_and_a_change_does(tmp_path, services
     assert again.code == 0, again.stderr
     assert [p["action"] for p in again.json["pipelines"]] == ["unchanged"]
     assert "ListRepo" not in cluster.calls[seen:] and "ListPipeline" in cluster.calls[seen:]
-    # one connection, begun before the deploy's modules load: pachd is asked each read once
+    # one connection per deploy: pachd is asked each of its first reads once
     assert cluster.calls[seen:].count("ListPipeline") == 1 and cluster.calls[seen:].count("GetVersion") == 1
     project.pipeline("edges", "images", description="changed")
     project.commit("describe")
