@@ -156,7 +156,7 @@ def run_deploy(request: Request, reporter: Reporter) -> Result:
     settings = request.settings(reporter, **request.env())
     switches = (
         "skip_tests", "reprocess", "dry_run", "force", "allow_dirty", "allow_older", "rebuild", "regenerate",
-        "rollback_on_failure", "adopt", "prune", "keep_repo",
+        "rollback_on_failure", "adopt", "prune", "keep_repo", "allow_empty",
     )
     options = flow.DeployOptions(
         **{name: request.on(name) for name in switches},
@@ -214,7 +214,9 @@ def run_prune(request: Request, reporter: Reporter) -> Result:
 
     settings = request.settings(reporter, **request.env())
     dry_run = request.on("dry_run")
-    artifacts = housekeeping.prune_pipelines(settings, reporter, dry_run, request.on("keep_repo"))
+    artifacts = housekeeping.prune_pipelines(
+        settings, reporter, dry_run, request.on("keep_repo"), request.on("allow_empty")
+    )
     return {**artifacts.to_json(), "dry_run": dry_run}, deploy_summary(artifacts, dry_run) or "nothing to prune"
 
 
@@ -294,6 +296,10 @@ ENV = Flag(
     "environment: a table of [tool.invoke-pachyderm.environments]", "name", "INVOKE_PACHYDERM_ENV, else none", text
 )
 KEEP_REPO_HELP = "keep the output repos of deleted pipelines"
+ALLOW_EMPTY = Flag(
+    "go on when the templates render no pipeline (or, with a prune, when a template renders none): "
+    "then every pipeline of ours they no longer render is deleted"
+)
 PREVIEW = Flag(
     "pull request number: use its preview project pr-N (inputs read the base project)", "number",
     "INVOKE_PACHYDERM_PREVIEW, else none", pull_request_number,
@@ -319,6 +325,7 @@ DEPLOY_FLAGS = {
     "adopt": Flag("take over pipelines of the same name that another project owns or that were made by hand"),
     "prune": Flag("delete the pipelines this project owns whose template is gone (after the transaction)"),
     "keep_repo": Flag(KEEP_REPO_HELP + " (with --prune)"),
+    "allow_empty": ALLOW_EMPTY,
     "env": ENV,
     "preview": PREVIEW,
     "json": JSON,
@@ -386,6 +393,7 @@ COMMANDS: dict[str, Command] = {
             {
                 "dry_run": Flag("show what would be deleted, delete nothing", short="n"),
                 "keep_repo": Flag(KEEP_REPO_HELP),
+                "allow_empty": ALLOW_EMPTY,
                 "env": ENV,
                 "json": JSON,
             },

@@ -16,7 +16,8 @@ from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
 # The digest is known only after a push (not in a dry run); with pin_digest it is in the image anyway.
 VOLATILE_ANNOTATIONS = frozenset(
     ANNOTATION_PREFIX + key
-    for key in ("commit", "branch", "ci-run", "tool-version", "repository", "deployed-from", "digest")
+    for key in ("commit", "branch", "ci-run", "tool-version", "repository", "deployed-from", "digest",
+                "rolled-back-from")
 )
 
 

@@ -203,6 +203,7 @@ class DeployOptions:
     adopt: bool = False
     prune: bool = False
     keep_repo: bool = False
+    allow_empty: bool = False  # a deploy whose templates render no pipeline (with --prune: delete all of ours)
 
 
 def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Artifacts:
@@ -311,7 +312,9 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
         owner = resolve_owner(settings, tagged.git)
         refuse_foreign(deployed, owner, settings.project, options.adopt)
         doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs) if options.prune else []
-    checks += ["input repos exist", "no pipeline of another owner" + (" (--adopt)" if options.adopt else "")]
+    prune.refuse_empty(settings, specs, doomed, options.allow_empty)
+    checks += ["input repos exist", "no pipeline of another owner" + (" (--adopt)" if options.adopt else ""),
+               "the templates render pipelines" + (" (--allow-empty)" if options.allow_empty else "")]
     if options.prune:
         checks.append("no pipeline that stays reads a pruned one")
     if not options.allow_older:
@@ -342,6 +345,10 @@ def apply(settings: Settings, reporter: Reporter, planned: DeployPlan, options: 
     clock = clock or Timings()
     git, images, deployed = planned.git, planned.images, planned.deployed
     check = guard(cluster, planned.planned_versions, settings.project_dir, git.commit, options.allow_older)
+    if planned.doomed:  # shown before anything is done, as the dry run shows it
+        when = "after the transaction" + (" and the health check" if planned.wait else "")
+        reporter.info(f"the plan deletes {len(planned.doomed)} pipeline(s) {when}: "
+                      + ", ".join(f"{p.name} (version {p.version})" for p in planned.doomed))
     smoke_run = smoke_before_push(settings, reporter, Artifacts(git, dict(images)), list(planned.specs))
     if not options.skip_tests:
         progress.stage = "the tests"
@@ -360,15 +367,11 @@ def apply(settings: Settings, reporter: Reporter, planned: DeployPlan, options: 
     with clock.stage("apply"):
         changes = apply_changes(cluster, reporter, specs, changes, deployed, options.reprocess, check)
     progress.applied, progress.changes = True, changes
-    if planned.doomed:
-        progress.stage, progress.note = "the prune", "the prune may not have finished; check with `invoke status`"
-        applied = any(c.action != "unchanged" for c in changes)
-        with clock.stage("prune"):
-            changes = changes + prune_after_apply(
-                cluster, reporter, specs, list(planned.doomed), options.keep_repo, None if applied else check
-            )
+    applied = any(c.action != "unchanged" for c in changes)
     if planned.wait:
-        progress.stage, progress.note = "the wait for RUNNING", "stopped waiting for RUNNING"
+        # The prune waits for the health check: a deploy that fails it (rolled back or not) has
+        # deleted nothing, since a rollback cannot bring back a deleted pipeline or its data.
+        progress.stage, progress.note = "the wait for RUNNING", "stopped waiting for RUNNING" + _not_pruned(planned, "interrupted before")
         touched = [c.name for c in changes if c.action in ("create", "update")]
         try:
             with reporter.group("wait for pipelines to run"), clock.stage("wait"):
@@ -377,11 +380,26 @@ def apply(settings: Settings, reporter: Reporter, planned: DeployPlan, options: 
                 wait_running(cluster, touched, options.timeout or settings.timeout, reporter.info)
         except HealthError as error:
             if not options.rollback_on_failure:
-                raise
+                raise HealthError(error.message + _not_pruned(planned, "the deploy did not pass its health check")) from None
             progress.stage = "the rollback after a failed deploy"
-            progress.note = "the rollback may not have finished; check with `invoke status`"
-            raise roll_back_failed_deploy(cluster, reporter, changes, deployed, error) from None
+            progress.note = "the rollback may not have finished; check with `invoke status`" + _not_pruned(
+                planned, "the deploy did not pass its health check")
+            failed = roll_back_failed_deploy(cluster, reporter, changes, deployed, error)
+            failed.message += _not_pruned(planned, "the deploy did not pass its health check")
+            raise failed from None
+    if planned.doomed:
+        progress.stage, progress.note = "the prune", "the prune may not have finished; check with `invoke status`"
+        with clock.stage("prune"):
+            changes = changes + prune_after_apply(
+                cluster, reporter, specs, list(planned.doomed), options.keep_repo, None if applied else check
+            )
     return Artifacts(git, dict(images), specs, changes, clock, planned.checks)
+
+
+def _not_pruned(planned: DeployPlan, why: str) -> str:
+    if not planned.doomed:
+        return ""
+    return f"; not pruned ({why}): " + ", ".join(p.name for p in planned.doomed)
 
 
 def specs_after_push(settings: Settings, planned: DeployPlan, cluster, options: DeployOptions,
@@ -451,7 +469,7 @@ def roll_back_failed_deploy(cluster, reporter: Reporter, changes: list[PipelineC
     if targets:
         with reporter.group(f"roll back {len(targets)} pipeline(s) in one transaction"):
             try:
-                rows = restore(cluster, targets)
+                rows = restore(cluster, targets, failed={c.name: c.version for c in updated})
             except PachdError as error:
                 return PachdError(f"{failure.message}; rolling back failed too: {error.message}")
         rolled = "; rolled back in one transaction: " + ", ".join(
@@ -628,13 +646,23 @@ def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = Non
         raise Interrupted(progress.describe()) from None
 
 
-def restore(cluster, targets, owner=None, before_finish=None) -> list[Restored]:
-    """Put back (name, current, target) pipelines' target specs, all in one transaction."""
+ROLLED_BACK_FROM = ANNOTATION_PREFIX + "rolled-back-from"
+
+
+def restore(cluster, targets, owner=None, before_finish=None, failed: Mapping[str, int | None] | None = None
+            ) -> list[Restored]:
+    """Put back (name, current, target) pipelines' target specs, all in one transaction. `failed`:
+    the versions an automatic rollback replaces for failing their health check, recorded on the
+    restored spec so that a later plain `rollback` never brings them back."""
     batch = []
     for name, _, target in targets:
         body = cluster.restorable_spec(target)
         if owner is not None:
             body = stamp(body, owner)
+        if failed and failed.get(name):
+            metadata = dict(body.get("metadata") or {})
+            metadata["annotations"] = {**(metadata.get("annotations") or {}), ROLLED_BACK_FROM: str(failed[name])}
+            body = {**body, "metadata": metadata}
         batch.append((RenderedSpec(name=name, source=f"version {target.version}", spec=body), body, True))
     cluster.apply(batch, reprocess=False, before_finish=before_finish)
     after = cluster.states([name for name, _, _ in targets])
@@ -652,15 +680,17 @@ def restore(cluster, targets, owner=None, before_finish=None) -> list[Restored]:
 
 
 def pick_rollback_version(cluster, name: str, current, to_commit: str | None):
-    history = [p for p in cluster.history(name) if p.version < current.version]
+    every = cluster.history(name)
+    history = [p for p in every if p.version < current.version]
     if to_commit:
         for past in history:
             commit = past.annotations.get(ANNOTATION_PREFIX + "commit", "")
             if commit and commit.startswith(to_commit):
                 return past
         return None
+    failed = {p.annotations.get(ROLLED_BACK_FROM) for p in every}
     for past in history:
-        if not cluster.same_spec(past, current):
+        if str(past.version) not in failed and not cluster.same_spec(past, current):
             return past
     return None
 

@@ -13,7 +13,8 @@ from invoke_pachyderm.core.output import Reporter
 from invoke_pachyderm.stages.ownership import resolve_owner
 
 
-def prune_pipelines(settings: Settings, reporter: Reporter, dry_run: bool, keep_repo: bool) -> Artifacts:
+def prune_pipelines(settings: Settings, reporter: Reporter, dry_run: bool, keep_repo: bool,
+                    allow_empty: bool = False) -> Artifacts:
     artifacts = flow.tag_stage(settings, allow_dirty=False, need_images=False)
     if artifacts.git.dirty:  # the templates in the working tree decide what is deleted
         raise GitStateError(
@@ -25,6 +26,7 @@ def prune_pipelines(settings: Settings, reporter: Reporter, dry_run: bool, keep_
     cluster = flow.connect(settings, reporter)
     owner = resolve_owner(settings, artifacts.git)
     doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs)
+    prune.refuse_empty(settings, specs, doomed, allow_empty)
     if dry_run or not doomed:
         return replace(artifacts, changes=prune.deletion_changes(doomed))
     check = guard(cluster, {p.name: p.version for p in doomed}, settings.project_dir, artifacts.git.commit, True)

@@ -81,6 +81,31 @@ def downstream_first(doomed: Mapping[str, Any], project: str) -> list[Any]:
     return [doomed[name] for name in reversed(order)]
 
 
+def refuse_empty(settings, specs: list[RenderedSpec], doomed: list[Any], allow_empty: bool) -> None:
+    """An empty rendering is a mistake far more often than a wish to delete everything: a template
+    rendering `[]`, or a loop over a list that a variable left empty. Refused unless --allow-empty."""
+    if allow_empty:
+        return
+    from invoke_pachyderm.stages.render import find_templates
+
+    sources = [path.relative_to(settings.project_dir).as_posix() for path in find_templates(settings)]
+    rendered = {spec.source for spec in specs}
+    empty = [source for source in sources if source not in rendered]
+    doomed_text = ", ".join(p.name for p in doomed)
+    if not specs:
+        deletes = f"; with --prune that deletes {doomed_text}" if doomed else ""
+        raise RefusedError(
+            f"{', '.join(sources)}: the spec templates render no pipeline{deletes}; nothing was changed; "
+            "fix the templates (an empty list, or a loop over an empty variable?), or pass --allow-empty "
+            "to deploy nothing" + (" and delete them" if doomed else "")
+        )
+    if empty and doomed:
+        raise RefusedError(
+            f"{', '.join(empty)}: renders no pipeline, and --prune would delete {doomed_text} (no template "
+            "renders them); nothing was changed; fix that template, or pass --allow-empty to delete them"
+        )
+
+
 def deletion_changes(doomed: list[Any]) -> list[PipelineChange]:
     return [
         PipelineChange(name=p.name, action="delete", diff=_removal_diff(p), previous_version=p.version)
