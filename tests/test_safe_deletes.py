@@ -91,9 +91,10 @@ def test_allow_empty_deletes_everything_the_plan_printed(project, client):
     assert sorted(planned) == ["first", "keep", "second"]
     assert planned.index("second") < planned.index("first")  # downstream first
 
-    result = project.invoke("deploy", "--prune", "--allow-empty")
+    result = project.invoke("prune", "--allow-empty")
     assert result.code == 0, result.stderr
-    assert "the plan deletes 3 pipeline(s) after the transaction" in result.stderr
+    shown = result.stderr.index("the plan deletes 3 pipeline(s): " + ", ".join(f"{n} (version 1)" for n in planned))
+    assert shown < min(result.stderr.index(f"{name}: deleted") for name in planned)
     assert pipelines(client) == {}
     assert not {"first", "second", "keep"} & repos(client)
 

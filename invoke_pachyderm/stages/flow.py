@@ -347,8 +347,7 @@ def apply(settings: Settings, reporter: Reporter, planned: DeployPlan, options: 
     check = guard(cluster, planned.planned_versions, settings.project_dir, git.commit, options.allow_older)
     if planned.doomed:  # shown before anything is done, as the dry run shows it
         when = "after the transaction" + (" and the health check" if planned.wait else "")
-        reporter.info(f"the plan deletes {len(planned.doomed)} pipeline(s) {when}: "
-                      + ", ".join(f"{p.name} (version {p.version})" for p in planned.doomed))
+        reporter.info(prune.planned_line(list(planned.doomed), when))
     smoke_run = smoke_before_push(settings, reporter, Artifacts(git, dict(images)), list(planned.specs))
     if not options.skip_tests:
         progress.stage = "the tests"

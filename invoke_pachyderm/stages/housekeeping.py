@@ -29,5 +29,6 @@ def prune_pipelines(settings: Settings, reporter: Reporter, dry_run: bool, keep_
     prune.refuse_empty(settings, specs, doomed, allow_empty)
     if dry_run or not doomed:
         return replace(artifacts, changes=prune.deletion_changes(doomed))
+    reporter.info(prune.planned_line(doomed))
     check = guard(cluster, {p.name: p.version for p in doomed}, settings.project_dir, artifacts.git.commit, True)
     return replace(artifacts, changes=flow.prune_after_apply(cluster, reporter, specs, doomed, keep_repo, check))

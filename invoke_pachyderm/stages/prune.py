@@ -106,6 +106,12 @@ def refuse_empty(settings, specs: list[RenderedSpec], doomed: list[Any], allow_e
         )
 
 
+def planned_line(doomed: list[Any], when: str = "") -> str:
+    """The plan's deletions, printed before anything runs."""
+    listed = ", ".join(f"{p.name} (version {p.version})" for p in doomed)
+    return f"the plan deletes {len(doomed)} pipeline(s){' ' + when if when else ''}: {listed}"
+
+
 def deletion_changes(doomed: list[Any]) -> list[PipelineChange]:
     return [
         PipelineChange(name=p.name, action="delete", diff=_removal_diff(p), previous_version=p.version)
