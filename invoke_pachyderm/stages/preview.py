@@ -83,7 +83,7 @@ def refuse_foreign_project(cluster, settings, owner: Owner) -> None:
         raise RefusedError(
             f"project {cluster.project} exists but is not a preview project of ours: {not_ours}; it may be a "
             "production or another team's project, and a preview writes only into the project it created; "
-            "nothing was built or changed; run previews on another cluster or environment (--env), or rename "
+            "nothing was pushed or changed; run previews on another cluster or environment (--env), or rename "
             "that project"
         )
 

@@ -26,11 +26,11 @@ def refuse_other_projects(settings, specs: Iterable) -> None:
         named = spec_project(spec.spec)
         if not named or named == settings.project:
             continue
-        where = settings.sources.get("project", "default")
+        where = settings.sources.get("project") or "no `project` setting"
         base = " (the base project: a preview never writes there)" if named == settings.base_project else ""
         raise TemplateError(
             f"{spec.source}: $.pipeline.project.name: pipeline '{spec.name}' names project '{named}'{base}, but this "
-            f"deploy writes only to project '{settings.project}' ({where}); remove pipeline.project from "
+            f"deploy writes only to project '{settings.project}' (from {where}); remove pipeline.project from "
             "the template: the project comes from the `project` setting, --env or --preview "
-            "(inputs may still read other projects); nothing was built or changed"
+            "(inputs may still read other projects); nothing was deployed"
         )
