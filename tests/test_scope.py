@@ -130,6 +130,39 @@ def test_under_a_preview_or_an_environment_a_spec_naming_another_project_is_refu
     assert project.invoke("render-spec", "--preview", "7", "--check").code == 0
 
 
+YAML_TWO_SPECS = """\
+- pipeline: {name: fine}
+  transform: {image: "{{ image }}", cmd: [/busybox, "true"]}
+  input: {pfs: {repo: images, glob: /*}}
+- pipeline: {name: elsewhere, project: {name: theirs}}
+  transform: {image: "{{ image }}", cmd: [/busybox, "true"]}
+  input: {pfs: {repo: images, glob: /*}}
+"""
+JSONNET_SPEC = """\
+{
+  pipeline: { name: 'elsewhere', project: { name: std.extVar('project') + '-prod' } },
+  transform: { image: std.extVar('image'), cmd: ['/busybox', 'true'] },
+  input: { pfs: { repo: 'images', glob: '/*' } },
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "path, text, named", [("other/two.yaml.j2", YAML_TWO_SPECS, "theirs"), ("other/one.jsonnet", JSONNET_SPEC, "default-prod")]
+)
+def test_yaml_and_jsonnet_specs_naming_another_project_are_refused(project, client, path, text, named):
+    project.write(path, text)
+    project.commit("another format")
+    before = snapshot(client)
+    line = (
+        f"{path}: $.pipeline.project.name: pipeline 'elsewhere' names project '{named}', but this deploy writes only "
+        f"to project 'default' (from no `project` setting); {FIX}"
+    )
+    for args in (("render-spec", "--check"), ("deploy", "--dry-run")):
+        refused(project.invoke(*args, env={"INVOKE_PACHYDERM_SPECS": path}), 3, line)
+    assert snapshot(client) == before
+
+
 # -- 2, 3. a pr-N that is not our preview -----------------------------------------------------------
 def test_a_production_project_called_pr_7_is_neither_deployed_to_nor_torn_down(project, cluster, client, registry,
                                                                                 unique_repo):
