@@ -201,7 +201,7 @@ def test_a_production_project_called_pr_7_is_neither_deployed_to_nor_torn_down(p
     assert registry.tags(unique_repo) == tags  # the new commit's image was not pushed
 
 
-def test_a_preview_project_marked_for_another_owner_is_refused(project, client, registry, unique_repo):
+def test_a_preview_project_marked_for_another_owner_is_refused(project, client, registry, unique_repo, docker_client):
     client.create_project("pr-5", description=marker("github.com/other/team", 5))
     make_pipeline(client, "first", "pr-5")
     before = snapshot(client)
@@ -212,6 +212,7 @@ def test_a_preview_project_marked_for_another_owner_is_refused(project, client, 
         "error: project pr-5 exists but is not a preview project of ours: invoke-pachyderm did not create it for "
         "team-edges and pull request 5 (its description is 'Preview of pull request 5 for github.com/other/team"
     )
+    assert docker_client.images.list(name=f"{registry.host}/{unique_repo}") == []  # nothing was built
     down = project.invoke("teardown", "--preview", "5")
     assert down.code == 10 and len(down.errors) == 1 and "kept and nothing deleted" in down.errors[0]
     assert snapshot(client) == before
@@ -261,7 +262,7 @@ HUGE = "9" * 56
     ids=["56-digits", "10-digits", "plus", "underscore", "arabic-indic"],
 )
 def test_a_preview_number_out_of_bounds_is_refused_before_anything_runs(project, client, registry, unique_repo,
-                                                                       value, why):
+                                                                       docker_client, value, why):
     before = snapshot(client)
     for args in (("deploy",), ("deploy", "--dry-run"), ("teardown",), ("render-spec", "--check")):
         refused(project.invoke(*args, "--preview", value), 64, f"{args[0]} --preview: {value!r} {why}")
@@ -271,6 +272,7 @@ def test_a_preview_number_out_of_bounds_is_refused_before_anything_runs(project,
         )
     assert snapshot(client) == before
     assert registry.tags(unique_repo) == []
+    assert docker_client.images.list(name=f"{registry.host}/{unique_repo}") == []  # nothing was built
 
 
 def test_the_largest_preview_number_deploys_and_tears_down(project, cluster, client):

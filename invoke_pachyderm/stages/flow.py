@@ -218,6 +218,8 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
         nonlocal builds
         progress.images = artifacts.images
         if not options.dry_run:
+            if settings.preview is not None and cluster is not None:  # nothing is built for a pr-N not ours
+                preview.refuse_foreign_project(cluster.get(), settings, resolve_owner(settings, artifacts.git))
             builds = start_builds(settings, artifacts, options.rebuild, clock)
 
     cluster = None
