@@ -100,19 +100,31 @@ def test_preview_inputs_are_looked_up_in_the_base_project(project, cluster, clie
     assert "pr-3" not in {p.project.name for p in client.list_project()}
 
 
-def test_teardown_keeps_a_project_it_did_not_create(project, cluster, client):
+def test_a_project_it_did_not_create_is_neither_deployed_to_nor_torn_down(project, cluster, client, registry, unique_repo):
     client.create_project("pr-8", description="made by the data team")
-    assert project.invoke("deploy", "--preview", "8").code == 0
-    assert cluster.pipeline_versions("pr-8") == {"first": 1, "second": 1}
+    before = snapshot(client)
+    deploy = project.invoke("deploy", "--preview", "8")
+    assert deploy.code == 10, deploy.stderr
+    assert deploy.errors == [
+        "error: project pr-8 exists but is not a preview project of ours: invoke-pachyderm did not create it for "
+        "team-edges and pull request 8 (its description is 'made by the data team'); it may be a production or "
+        "another team's project, and a preview writes only into the project it created; nothing was pushed or "
+        "changed; run previews on another cluster or environment (--env), or rename that project"
+    ]
+    assert "Traceback" not in deploy.stderr and registry.tags(unique_repo) == []
     result = project.invoke("teardown", "--preview", "8")
-    assert result.code == 0, result.stderr
-    assert "project pr-8 kept: invoke-pachyderm did not create it for team-edges and pull request 8" in result.stdout
-    assert cluster.pipeline_versions("pr-8") == {}
-    assert description(client, "pr-8") == "made by the data team"
+    assert result.code == 10, result.stderr
+    assert result.errors == [
+        "error: project pr-8 kept and nothing deleted in it: invoke-pachyderm did not create it for team-edges and "
+        "pull request 8 (its description is 'made by the data team'); teardown deletes only in a preview project "
+        "it created (it may be a production or another team's project); if it is a preview of yours, delete its "
+        "pipelines by hand"
+    ]
+    assert snapshot(client) == before
 
     # a project created for another pull request (or another owner) is not ours either
     client.create_project("pr-9", description=MARKER.format(n=10))
-    assert project.invoke("teardown", "--preview", "9").code == 0
+    assert project.invoke("teardown", "--preview", "9").code == 10
     assert "pr-9" in {p.project.name for p in client.list_project()}
 
 

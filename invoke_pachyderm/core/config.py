@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from invoke_pachyderm.core.errors import ConfigError
+from invoke_pachyderm.core.errors import ConfigError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -200,6 +200,13 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _parse_env_value(name: str, key: str, raw: str) -> Any:
     types = KEYS[key][0]
+    if key == "preview":  # the --preview flag's twin: refused as that flag's value is
+        from invoke_pachyderm.core.flags import pull_request_number
+
+        try:
+            return pull_request_number(raw)
+        except ValueError as error:
+            raise UsageError(f"environment: {name}: {error}") from None
     if str in types:
         return raw
     if bool in types:
@@ -291,8 +298,12 @@ def _check_project(value: str, where: str) -> None:
 
 
 def _check_preview(value: int, where: str) -> None:
-    if value < 1:
-        raise ConfigError(f"{where} must be a pull request number (1 or more), got {value}")
+    from invoke_pachyderm.core.flags import pull_request_number
+
+    try:
+        pull_request_number(value)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 VALUE_CHECKS: dict[str, Callable[[Any, str], None]] = {

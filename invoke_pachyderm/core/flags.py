@@ -19,6 +19,7 @@ import argparse
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -89,13 +90,20 @@ def positive_number(value: Any) -> float:
     return number
 
 
+# pr-N stays a valid pachd project name with room to spare (config.PROJECT_NAME_LIMIT), and a
+# number too large for any forge is refused before anything is built.
+PULL_REQUEST_DIGITS = 9
+
+
 def pull_request_number(value: Any) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ValueError(f"{value!r} is not a pull request number; e.g. --preview 42") from None
+    word = str(value).strip()
+    if not re.fullmatch(r"[0-9]+", word):  # int() would also take "+7", "1_0" and other scripts' digits
+        raise ValueError(f"{value!r} is not a pull request number; e.g. --preview 42")
+    number = int(word)
     if number < 1:
         raise ValueError(f"{value!r} is not a pull request number (1 or more)")
+    if number >= 10**PULL_REQUEST_DIGITS:
+        raise ValueError(f"{value!r} is not a pull request number (at most {PULL_REQUEST_DIGITS} digits)")
     return number
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 from invoke_pachyderm import __version__
 from invoke_pachyderm.stages import preview
 from invoke_pachyderm.stages import prune
+from invoke_pachyderm.stages import scope
 from invoke_pachyderm.core import secrecy
 from invoke_pachyderm.stages import source
 from invoke_pachyderm.core.artifacts import Artifacts, DeployPlan, ImageArtifact, PipelineChange, PipelineStatus, RenderedSpec, Restored
@@ -138,7 +139,9 @@ def _log_for(reporter: Reporter, images: Mapping[str, ImageArtifact]):
 # -- render ---------------------------------------------------------------------------
 def render_stage(settings: Settings, artifacts: Artifacts, write: bool = True) -> list[RenderedSpec]:
     specs = render_specs(settings, artifacts)
+    scope.refuse_other_projects(settings, specs)
     preview.read_inputs_from_base(settings, specs)
+    preview.stamp(settings, specs)
     owner = resolve_owner(settings, artifacts.git).name
     for spec in specs:
         add_provenance(spec, settings, artifacts)
@@ -216,6 +219,8 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
         nonlocal builds
         progress.images = artifacts.images
         if not options.dry_run:
+            if settings.preview is not None and cluster is not None:  # nothing is built for a pr-N not ours
+                preview.refuse_foreign_project(cluster.get(), settings, resolve_owner(settings, artifacts.git))
             builds = start_builds(settings, artifacts, options.rebuild, clock)
 
     cluster = None
@@ -300,6 +305,7 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
     checks += ["specs rendered and valid", "no credential in a spec", "no dependency cycle"]
     with clock.stage("pachd"):
         cluster = cluster.get() if isinstance(cluster, _Connection) else cluster or connect(settings, reporter)
+        preview.refuse_foreign_project(cluster, settings, resolve_owner(settings, tagged.git))
         deployed = cluster.deployed([spec.name for spec in specs])
     with clock.stage("plan"):
         changes = compute_changes(cluster, specs, deployed, options.force, options.regenerate)
@@ -624,6 +630,7 @@ def rollback(settings: Settings, reporter: Reporter, to_commit: str | None = Non
     """Restore, for each pipeline of the project, the previous (or the given commit's) spec, atomically."""
     cluster = connect(settings, reporter)
     owner = resolve_owner(settings, git_or_none(settings))
+    preview.refuse_foreign_project(cluster, settings, owner)
     targets = []
     for name, current in sorted(cluster.deployed().items()):
         if not is_owned(current, owner):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from invoke_pachyderm.stages import flow
-from invoke_pachyderm.stages import prune
+from invoke_pachyderm.stages import preview, prune
 from invoke_pachyderm.core.artifacts import Artifacts
 from invoke_pachyderm.stages.concurrency import guard
 from invoke_pachyderm.core.config import Settings
@@ -25,6 +25,7 @@ def prune_pipelines(settings: Settings, reporter: Reporter, dry_run: bool, keep_
     artifacts = replace(artifacts, specs=specs)
     cluster = flow.connect(settings, reporter)
     owner = resolve_owner(settings, artifacts.git)
+    preview.refuse_foreign_project(cluster, settings, owner)
     doomed = prune.orphans(cluster.every_pipeline(), owner, settings.project, specs)
     prune.refuse_empty(settings, specs, doomed, allow_empty)
     if dry_run or not doomed:
