@@ -195,10 +195,10 @@ def refuse_foreign(deployed: Mapping[str, Any], owner: Owner, project: str, adop
             continue
         if formerly_ours(pipeline.annotations, owner):
             raise RefusedError(
-                f"pipeline {name} in project '{project}' is owned by {owner.former}, this repository's owner "
-                f"before owners without a git remote named the root commit ({owner.name}); set "
-                f'`owner = "{owner.former}"` under [tool.invoke-pachyderm] to keep the old owner, '
-                f"or pass --adopt to take it over as {owner.name}"
+                f"pipeline {name} in project '{project}' is owned by {owner.former}, the owner earlier releases "
+                f"gave this repository, which without a git remote is now {owner.name}; pass --adopt to take it "
+                f'over, or set `owner = "{owner.former}"` under [tool.invoke-pachyderm] to keep the old owner '
+                "(which every repository in a folder of that name derives too)"
             )
         raise RefusedError(
             f"pipeline {name} already exists in project '{project}' and is "
