@@ -4,6 +4,8 @@ End to end through `invoke` on a real Docker Engine + registry + the pachd doubl
 from __future__ import annotations
 
 import pytest
+from google.protobuf import json_format
+from python_pachyderm.proto.v2.pps import pps_pb2
 
 from fixtures_services import write_busybox_context
 from project_helpers import Project, make_project
@@ -188,3 +190,20 @@ def test_a_legacy_pipeline_is_no_sub_projects_to_prune_or_roll_back(mono, client
     assert result.code == 0, result.stderr
     assert "oldie: deleted (was version 3)" in result.stdout
     assert cluster.pipeline_versions() == {"alpha": 1, "beta": 1}
+
+
+def test_teardown_leaves_a_legacy_pipeline_in_the_preview(mono, client, cluster):
+    _, _, b = mono
+    assert b.invoke("deploy", "--preview", "3").code == 0
+    spec = {
+        "pipeline": {"name": "oldie", "project": {"name": "pr-3"}},
+        "transform": {"image": "busybox:1", "cmd": ["true"]},
+        "input": {"pfs": {"repo": "images", "project": "default", "glob": "/*"}},
+        "metadata": {"annotations": {COMMIT: b.head, REPOSITORY: REMOTE}},
+    }
+    client.create_pipeline_from_request(json_format.ParseDict(spec, pps_pb2.CreatePipelineRequest()))
+    result = b.invoke("teardown", "--preview", "3")
+    assert result.code == 10, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.errors) == 1 and "pipeline oldie" in result.errors[0], result.stderr
+    assert cluster.pipeline_versions("pr-3") == {"oldie": 1}
