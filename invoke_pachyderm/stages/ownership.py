@@ -173,10 +173,9 @@ def owned(deployed: Mapping[str, object], owner: Owner) -> dict:
 def formerly_ours(annotations: Mapping[str, str], owner: Owner) -> bool:
     """Stamped `local/<folder>` by an earlier release, from a commit this repository knows."""
     commit = annotations.get(COMMIT_ANNOTATION)
-    return (
-        owner.former is not None and annotations.get(OWNER_ANNOTATION) == owner.former
-        and bool(commit) and _commit_known(owner.project_dir, commit or "")
-    )
+    if owner.former is None or annotations.get(OWNER_ANNOTATION) != owner.former or not commit:
+        return False
+    return _commit_known(owner.project_dir, commit)
 
 
 def describe_owner(who: str) -> str:
