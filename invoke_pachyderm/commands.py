@@ -199,10 +199,13 @@ def run_status(request: Request, reporter: Reporter) -> Result:
         f" commit {(r['commit'] or '-')[:12]} image {r['image']}"
         + (" (behind HEAD)" if r["behind_head"] else "")
         + (f" reason: {r['reason']}" if r["reason"] else "")
-        + ("" if r["owned"] else f" [not ours: {_owner_text(r['owner'])}]")
+        + ("" if r["owned"] else LEGACY_MARK if r["legacy"] else f" [not ours: {_owner_text(r['owner'])}]")
         for r in rows
     ]
     return {"pipelines": rows}, "\n".join(lines) or "no pipelines"
+
+
+LEGACY_MARK = " [legacy: no owner annotation; prune and rollback leave it until a deploy that renders it takes it over]"
 
 
 def _owner_text(owner) -> str:

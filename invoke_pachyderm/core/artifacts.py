@@ -163,6 +163,7 @@ class PipelineStatus:
     behind_head: bool | None
     owner: str | None
     owned: bool
+    legacy: bool = False  # deployed before owners existed, by this repository (ownership.py)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ from invoke_pachyderm.stages.connection import EarlyConnection, connect
 from invoke_pachyderm.core.errors import ConfigError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
 from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info, read_git_info_or_none
 from invoke_pachyderm.core.output import Reporter
-from invoke_pachyderm.stages.ownership import OWNER_ANNOTATION, is_owned, owner_of, refuse_foreign, resolve_owner, stamp
+from invoke_pachyderm.stages.ownership import (
+    OWNER_ANNOTATION, formerly_ours, is_owned, made_here, owner_of, refuse_foreign, resolve_owner, stamp,
+)
 from invoke_pachyderm.core.artifacts import ANNOTATION_PREFIX
 from invoke_pachyderm.backends.build_context import one_template_scan
 from invoke_pachyderm.stages.plan import dependency_order, plan_changes
@@ -603,8 +605,10 @@ def status(settings: Settings, reporter: Reporter, every: bool = False) -> list[
     rows = []
     for name, pipeline in sorted(cluster.deployed().items()):
         who = owner_of(pipeline.annotations, owner) if owner else pipeline.annotations.get(OWNER_ANNOTATION, "")
-        owned = owner is not None and who == owner.name
-        if not (owned or every):
+        owned = owner is not None and is_owned(pipeline, owner)
+        # legacy and formerly-ours pipelines are shown, marked: no prune or rollback touches them
+        legacy = owner is not None and made_here(pipeline.annotations, owner)
+        if not (owned or legacy or every or (owner is not None and formerly_ours(pipeline.annotations, owner))):
             continue
         commit = pipeline.annotations.get(ANNOTATION_PREFIX + "commit")
         behind = None
@@ -621,6 +625,7 @@ def status(settings: Settings, reporter: Reporter, every: bool = False) -> list[
                 behind_head=behind,
                 owner=who or None,
                 owned=owned,
+                legacy=legacy,
             )
         )
     return rows

@@ -4,10 +4,20 @@ Every pipeline we deploy carries `invoke-pachyderm.io/owner`. Its default names 
 and the project's directory inside the repository (`github.com/org/repo//pipelines/edges`), so
 every clone, laptop or CI runner of one project agrees on it; the `owner` setting overrides it.
 
-Pipelines deployed before owners existed carry our other annotations but no owner. Such a
-pipeline counts as ours when its `repository` annotation is our git remote, or, with no remote
-on either side, when its `commit` annotation is a commit our repository knows. The next deploy
-adds the owner annotation (a one-time `update`: the owner is part of the spec, not volatile).
+Without a remote the repository is named by its root commit, `local/<sha>//pipelines/edges`:
+unrelated repositories have different first commits even in folders of the same name. With
+several root commits (unrelated histories merged) it is the one reached by first parents from
+HEAD, which later merges do not change. A shallow clone without a remote does not know its root
+commit: its owner cannot be derived (set `owner`). Copies of one history (a copied folder, a
+clone whose remote was removed) share the root commit, so the owner: set `owner` in a copy.
+Earlier releases named such a repository `local/<folder>`; a pipeline they stamped is not ours
+(never pruned, rolled back or taken over) and a deploy that renders it is refused with the fix.
+
+Pipelines deployed before owners existed ("legacy": our commit and repository annotations but
+no owner) do not say which project of a repository made them, so inference never makes one
+owned: prune, rollback and teardown leave it. A deploy whose templates render its name, from the
+repository that made it (its `repository` annotation is our remote, or with no remote on either
+side its commit is known here), updates it and stamps our owner, without --adopt.
 """
 from __future__ import annotations
 
@@ -34,10 +44,11 @@ class Owner:
     name: str
     repository: str | None  # our git remote, for pipelines deployed before owners existed
     project_dir: Path
+    former: str | None = None  # `local/<folder>`, what earlier releases derived without a remote
 
 
 def resolve_owner(settings, git_info: GitInfo | None) -> Owner:
-    """The `owner` setting, else derived from the git remote and the project's place in the repository."""
+    """The `owner` setting, else derived from the git remote (or root commit) and the project's place in the repository."""
     repository = git_info.repo_url if git_info else None
     if settings.owner:
         return Owner(settings.owner, repository, settings.project_dir)
@@ -46,17 +57,39 @@ def resolve_owner(settings, git_info: GitInfo | None) -> Owner:
             f"{settings.project_dir}: not a git repository, so the owner of this project's pipelines cannot be "
             "derived; set `owner` under [tool.invoke-pachyderm] (or pass --all to list every pipeline)"
         )
-    return Owner(default_owner(settings.project_dir, repository, git_info.top), repository, settings.project_dir)
+    name = default_owner(settings.project_dir, repository, git_info.top)
+    former = None if repository else _former_owner(settings.project_dir, git_info.top)
+    return Owner(name, repository, settings.project_dir, former)
 
 
 def default_owner(project_dir: Path, repository: str | None, top: str | None = None) -> str:
     """`top`: the work tree's top as git printed it (GitInfo.top), which spares a git process."""
-    try:
-        root, prefix = _known_place(project_dir, top) or _place_in_repository(project_dir)
-    except GitStateError:
-        prefix, root = "", project_dir
-    base = remote_name(repository) if repository else f"local/{root.name}"
+    _, prefix = _place(project_dir, top)
+    base = remote_name(repository) if repository else f"local/{root_commit(project_dir)}"
     return f"{base}//{prefix}" if prefix else base
+
+
+def _former_owner(project_dir: Path, top: str | None) -> str:
+    root, prefix = _place(project_dir, top)
+    return f"local/{root.name}//{prefix}" if prefix else f"local/{root.name}"
+
+
+def _place(project_dir: Path, top: str | None) -> tuple[Path, str]:
+    try:
+        return _known_place(project_dir, top) or _place_in_repository(project_dir)
+    except GitStateError:
+        return project_dir, ""
+
+
+@functools.lru_cache(maxsize=16)
+def root_commit(project_dir: Path) -> str:
+    """The root commit reached by first parents from HEAD (once per process; a failure is not cached)."""
+    if git(project_dir, "rev-parse", "--is-shallow-repository") == "true":
+        raise ConfigError(
+            f"{project_dir}: a shallow clone without a git remote does not know its first commit, so the owner "
+            "of this project's pipelines cannot be derived; set `owner` under [tool.invoke-pachyderm]"
+        )
+    return git(project_dir, "rev-list", "--first-parent", "--max-parents=0", "HEAD").split()[0]
 
 
 def _known_place(project_dir: Path, top: str | None) -> tuple[Path, str] | None:
@@ -93,18 +126,32 @@ def remote_name(url: str) -> str:
 
 
 def owner_of(annotations: Mapping[str, str], owner: Owner) -> str:
-    """Who owns a deployed pipeline: an owner name, or HAND_MADE."""
+    """Who owns a deployed pipeline: an owner name, a legacy pipeline's repository, or HAND_MADE."""
     if annotations.get(OWNER_ANNOTATION):
         return annotations[OWNER_ANNOTATION]
     commit = annotations.get(COMMIT_ANNOTATION)
     if not commit:
         return HAND_MADE
     theirs = annotations.get(REPOSITORY_ANNOTATION)
-    if theirs and owner.repository:
-        return owner.name if theirs == owner.repository else remote_name(theirs)
-    if not theirs and not owner.repository and _commit_known(owner.project_dir, commit):
-        return owner.name
+    if made_here(annotations, owner):
+        return f"{remote_name(theirs) if theirs else 'this repository'} (deployed before owners existed)"
     return remote_name(theirs) if theirs else f"another repository (commit {commit[:12]})"
+
+
+def is_legacy(annotations: Mapping[str, str]) -> bool:
+    return not annotations.get(OWNER_ANNOTATION) and bool(annotations.get(COMMIT_ANNOTATION))
+
+
+def made_here(annotations: Mapping[str, str], owner: Owner) -> bool:
+    """A legacy pipeline deployed from this repository (by which of its projects, nothing says)."""
+    if not is_legacy(annotations):
+        return False
+    theirs, ours = annotations.get(REPOSITORY_ANNOTATION), owner.repository
+    if theirs and ours:
+        return remote_name(theirs) == remote_name(ours)
+    if theirs or ours:
+        return False
+    return _commit_known(owner.project_dir, annotations[COMMIT_ANNOTATION])
 
 
 def _commit_known(project_dir: Path, commit: str) -> bool:
@@ -115,11 +162,20 @@ def _commit_known(project_dir: Path, commit: str) -> bool:
 
 
 def is_owned(pipeline, owner: Owner) -> bool:
-    return owner_of(pipeline.annotations, owner) == owner.name
+    """Ours to prune, roll back or tear down: only the owner annotation says so."""
+    return pipeline.annotations.get(OWNER_ANNOTATION) == owner.name
 
 
 def owned(deployed: Mapping[str, object], owner: Owner) -> dict:
     return {name: p for name, p in deployed.items() if is_owned(p, owner)}
+
+
+def formerly_ours(annotations: Mapping[str, str], owner: Owner) -> bool:
+    """Stamped `local/<folder>` by an earlier release, from a commit this repository knows."""
+    commit = annotations.get(COMMIT_ANNOTATION)
+    if owner.former is None or annotations.get(OWNER_ANNOTATION) != owner.former or not commit:
+        return False
+    return _commit_known(owner.project_dir, commit)
 
 
 def describe_owner(who: str) -> str:
@@ -129,16 +185,25 @@ def describe_owner(who: str) -> str:
 
 
 def refuse_foreign(deployed: Mapping[str, Any], owner: Owner, project: str, adopt: bool) -> None:
-    """A pipeline we would create or update that exists but is not ours: refused unless adopting."""
+    """A pipeline we would create or update that exists but is not ours (nor a legacy one of this
+    repository's): refused unless adopting."""
     if adopt:
         return
     for name, pipeline in sorted(deployed.items()):
-        who = owner_of(pipeline.annotations, owner)
-        if who != owner.name:
+        if is_owned(pipeline, owner) or made_here(pipeline.annotations, owner):
+            continue
+        if formerly_ours(pipeline.annotations, owner):
             raise RefusedError(
-                f"pipeline {name} already exists in project '{project}' and is {describe_owner(who)}, "
-                f"not by {owner.name}; rename yours, or pass --adopt to take it over"
+                f"pipeline {name} in project '{project}' is owned by {owner.former}, the owner earlier releases "
+                f"gave this repository, which without a git remote is now {owner.name}; pass --adopt to take it "
+                f'over, or set `owner = "{owner.former}"` under [tool.invoke-pachyderm] to keep the old owner '
+                "(which every repository in a folder of that name derives too)"
             )
+        raise RefusedError(
+            f"pipeline {name} already exists in project '{project}' and is "
+            f"{describe_owner(owner_of(pipeline.annotations, owner))}, "
+            f"not by {owner.name}; rename yours, or pass --adopt to take it over"
+        )
 
 
 def stamp(spec: dict, owner: Owner) -> dict:
