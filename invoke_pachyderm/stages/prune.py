@@ -13,7 +13,8 @@ import json
 from typing import Any, Iterable, Mapping
 
 from invoke_pachyderm.core.artifacts import PipelineChange, RenderedSpec
-from invoke_pachyderm.core.errors import PachdError, RefusedError
+from invoke_pachyderm.core.errors import ConnectionLost, PachdError, PachydermToolError, PartlyApplied, RefusedError
+from invoke_pachyderm.core.progress import groups
 from invoke_pachyderm.stages.ownership import Owner, owned
 
 
@@ -94,19 +95,33 @@ def _removal_diff(pipeline) -> str:
 
 
 def delete(cluster, doomed: list[Any], keep_repo: bool, log) -> None:
-    """Delete in the given order; a failure names what was deleted before it and what was not."""
+    """Delete in the given order; a failure names each pipeline as deleted, not deleted or unknown."""
     done: list[str] = []
     for index, pipeline in enumerate(doomed):
         try:
             cluster.delete_pipelines([pipeline.name], keep_repo=keep_repo)
         except PachdError as error:
-            left = ", ".join(p.name for p in doomed[index:])
-            raise PachdError(
-                f"{error.message}; deleted before it: {', '.join(done) or 'none'}; not deleted: {left}; "
-                "rerun to prune the rest"
-            ) from None
+            raise _stopped(cluster, error, done, [p.name for p in doomed[index:]]) from None
         done.append(pipeline.name)
         log(f"{pipeline.name}: deleted (was version {pipeline.version})" + (", output repo kept" if keep_repo else ""))
+
+
+def _stopped(cluster, error: PachdError, done: list[str], rest: list[str]) -> PachydermToolError:
+    """The error for a prune stopped at rest[0]. A delete whose answer was lost is looked up
+    again: gone, it was done; still there, not; pachd not answering, unknown. Exit 8 only
+    when nothing was deleted."""
+    current, unknown = rest[0], []
+    if isinstance(error, ConnectionLost):
+        try:
+            gone = current not in cluster.read_back([current])
+        except PachdError:
+            unknown, rest = [current], rest[1:]
+        else:
+            if gone:
+                done, rest = [*done, current], rest[1:]
+    outcome = groups(("deleted", done), ("not deleted", rest), ("unknown", unknown))
+    then = "check with `invoke status`, then rerun" if unknown else "rerun to prune the rest"
+    return (PartlyApplied if done or unknown else PachdError)(f"{error.message}; {outcome}; {then}")
 
 
 def recheck_readers(every: list[tuple[str, Any]], doomed: list[Any], project: str, specs: list[RenderedSpec]) -> None:
