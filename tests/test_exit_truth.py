@@ -225,3 +225,29 @@ def test_deploy_prune_cut_after_the_transaction_says_the_deploy_was_applied(proj
         "the deploy was applied: edges version 2",
     )
     assert versions(client) == {"edges": 2, "alpha": 1, "bravo": 1, "charlie": 1}
+
+
+def second_delete_started(cluster):
+    return lambda stderr: _eventually(lambda: cluster.calls.count("DeletePipeline") >= 2)
+
+
+def test_ctrl_c_during_a_delete_waits_for_it_and_says_it_was_done(project, cluster, client):
+    pruning(project)
+    cluster.set_delay(2, method="DeletePipeline")
+    result = interrupt(project, "prune", when=second_delete_started(cluster))
+    one_clean_error(
+        result, 130, "interrupted: `prune` stopped before it finished",
+        "deleted: charlie, bravo; not deleted: alpha; unknown: none",
+    )
+    assert versions(client) == {"edges": 1, "alpha": 1}
+
+
+def test_ctrl_c_during_deploy_prune_says_what_was_applied_and_deleted(project, cluster, client):
+    second_version(project)
+    cluster.set_delay(2, method="DeletePipeline")
+    result = interrupt(project, "deploy", "--prune", when=second_delete_started(cluster))
+    one_clean_error(
+        result, 130, "interrupted during the prune", "the deploy was applied: edges version 2",
+        "deleted: charlie, bravo; not deleted: alpha; unknown: none",
+    )
+    assert versions(client) == {"edges": 2, "alpha": 1}

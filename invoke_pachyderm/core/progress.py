@@ -62,6 +62,14 @@ class Progress:
         return [f"{c.name} version {c.version}" for c in self.changes if c.name in self.applying and c.version]
 
 
+class StoppedWith(KeyboardInterrupt):
+    """Ctrl-C, carrying what the stage it stopped had done (`outcome`: a clause of the error line)."""
+
+    def __init__(self, outcome: str):
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
 def transaction_outcome(
     names: list[str], before: Mapping[str, int | None], now: Mapping[str, int] | None
 ) -> tuple[bool, str]:

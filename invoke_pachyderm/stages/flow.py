@@ -227,7 +227,8 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
         if options.dry_run:
             return planned.artifacts(clock)
         return apply(settings, reporter, planned, options, cluster.get(), progress, clock, builds)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        progress.note = getattr(interrupt, "outcome", progress.note)
         raise Interrupted(progress.describe()) from None
     except PachdError as error:
         if (partly := progress.partly_applied(error)) is None:

@@ -13,8 +13,8 @@ import json
 from typing import Any, Iterable, Mapping
 
 from invoke_pachyderm.core.artifacts import PipelineChange, RenderedSpec
-from invoke_pachyderm.core.errors import ConnectionLost, PachdError, PachydermToolError, PartlyApplied, RefusedError
-from invoke_pachyderm.core.progress import groups
+from invoke_pachyderm.core.errors import ConnectionLost, PachdError, PartlyApplied, RefusedError
+from invoke_pachyderm.core.progress import StoppedWith, groups
 from invoke_pachyderm.stages.ownership import Owner, owned
 
 
@@ -98,30 +98,37 @@ def delete(cluster, doomed: list[Any], keep_repo: bool, log) -> None:
     """Delete in the given order; a failure names each pipeline as deleted, not deleted or unknown."""
     done: list[str] = []
     for index, pipeline in enumerate(doomed):
+        rest = [p.name for p in doomed[index:]]
         try:
             cluster.delete_pipelines([pipeline.name], keep_repo=keep_repo)
         except PachdError as error:
-            raise _stopped(cluster, error, done, [p.name for p in doomed[index:]]) from None
+            deleted, kept, unknown = _fates(cluster, done, rest, look_up=isinstance(error, ConnectionLost))
+            then = "check with `invoke status`, then rerun" if unknown else "rerun to prune the rest"
+            raise (PartlyApplied if deleted or unknown else PachdError)(
+                f"{error.message}; {_groups(deleted, kept, unknown)}; {then}"
+            ) from None
+        except KeyboardInterrupt:  # the delete may have been made: a Ctrl-C waits for the call's answer
+            raise StoppedWith(_groups(*_fates(cluster, done, rest, look_up=True))) from None
         done.append(pipeline.name)
         log(f"{pipeline.name}: deleted (was version {pipeline.version})" + (", output repo kept" if keep_repo else ""))
 
 
-def _stopped(cluster, error: PachdError, done: list[str], rest: list[str]) -> PachydermToolError:
-    """The error for a prune stopped at rest[0]. A delete whose answer was lost is looked up
-    again: gone, it was done; still there, not; pachd not answering, unknown. Exit 8 only
-    when nothing was deleted."""
-    current, unknown = rest[0], []
-    if isinstance(error, ConnectionLost):
+def _fates(cluster, done: list[str], rest: list[str], look_up: bool) -> tuple[list[str], list[str], list[str]]:
+    """(deleted, not deleted, unknown) for a prune stopped at rest[0]. `look_up`: its delete may
+    have been made, so pachd is asked: gone, it was done; still there, not; no answer, unknown."""
+    current = rest[0]
+    if look_up:
         try:
             gone = current not in cluster.read_back([current])
         except PachdError:
-            unknown, rest = [current], rest[1:]
-        else:
-            if gone:
-                done, rest = [*done, current], rest[1:]
-    outcome = groups(("deleted", done), ("not deleted", rest), ("unknown", unknown))
-    then = "check with `invoke status`, then rerun" if unknown else "rerun to prune the rest"
-    return (PartlyApplied if done or unknown else PachdError)(f"{error.message}; {outcome}; {then}")
+            return done, rest[1:], [current]
+        if gone:
+            return [*done, current], rest[1:], []
+    return done, rest, []
+
+
+def _groups(deleted: list[str], kept: list[str], unknown: list[str]) -> str:
+    return groups(("deleted", deleted), ("not deleted", kept), ("unknown", unknown))
 
 
 def recheck_readers(every: list[tuple[str, Any]], doomed: list[Any], project: str, specs: list[RenderedSpec]) -> None:
