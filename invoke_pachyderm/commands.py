@@ -78,10 +78,12 @@ def execute(command: Command, request: Request, debug: bool | None = None) -> tu
             raise
         reporter.error(error.message)
         return error.exit_code, reporter.redact(error.message)
-    except KeyboardInterrupt:  # stages that change something say what (Interrupted); the others changed nothing
+    except KeyboardInterrupt as error:  # stages that change something say what (Interrupted, StoppedWith)
         if debug or (debug is None and logging.getLogger().isEnabledFor(logging.DEBUG)):
             raise
         message = f"interrupted: `{command.name}` stopped before it finished"
+        if outcome := getattr(error, "outcome", ""):  # e.g. a prune's deletes (progress.StoppedWith)
+            message += f"; {outcome}"
         reporter.error(message)
         return Interrupted.exit_code, message
     reporter.result(document, human)

@@ -12,6 +12,9 @@ import threading
 CUT = "cut"  # close both sides at once: the client sees the connection drop mid-response
 STALL = "stall"  # stop forwarding, keep the connection open: the client waits
 BAD_GATEWAY = "502"  # answer this and every later request with 502, as a dead backend behind a balancer
+# pass the request that triggered on, then nothing more the service sends on that connection until
+# cut() drops it: the service acts on the request, its answer is lost (later connections work)
+HOLD = "hold"
 
 BAD_GATEWAY_RESPONSE = (
     b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n"
@@ -34,6 +37,7 @@ class FaultProxy:
         self.fired = threading.Event()
         self._sockets: list[socket.socket] = []
         self._upstream_sockets: set[socket.socket] = set()
+        self._held: dict[socket.socket, socket.socket] = {}  # client -> upstream, see HOLD
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -88,6 +92,8 @@ class FaultProxy:
                     _answer_502(source)
                     _close(target)
                     return
+                if self.action == HOLD and source not in self._upstream_sockets:
+                    self._held[source] = target
                 if self.action == CUT:
                     if source in self._upstream_sockets:
                         _send(target, data)  # the client sees the line that triggered, then the drop
@@ -95,7 +101,14 @@ class FaultProxy:
                     return
             if self.fired.is_set() and self.action == STALL:
                 threading.Event().wait()  # forever: a daemon thread, gone with the test process
+            if target in self._held:
+                continue
             _send(target, data)
+
+    def cut(self) -> None:
+        """Drop the connections whose answers HOLD holds back; new ones are served."""
+        for client, upstream in list(self._held.items()):
+            _close(client, upstream)
 
     def close(self) -> None:
         self._closed = True

@@ -1,13 +1,15 @@
 """cluster.py against the pachd double: connection errors, transactions, normalisation."""
 from __future__ import annotations
 
+import threading
+
 import grpc
 import pytest
 
 from invoke_pachyderm.core.artifacts import RenderedSpec
 from invoke_pachyderm.backends.pachd import Cluster, _failed_request
 from invoke_pachyderm.core.config import PachdTarget
-from invoke_pachyderm.core.errors import PachdError
+from invoke_pachyderm.core.errors import PachdError, PartlyApplied
 
 
 def spec(name, repo="images", image="busybox:1"):
@@ -184,13 +186,68 @@ def test_failed_request_maps_pachd_numbering_from_one():
     assert _failed_request(_Error("something else"), specs) is None
 
 
-def test_pachd_stopping_mid_transaction_applies_nothing(pachd, target):
+SECRET = {"transform": {"image": "busybox:1", "secrets": [{"name": "s", "env_var": "S", "key": "k"}]}}
+
+
+@pytest.mark.parametrize("finish", ["BatchTransaction", "FinishTransaction"])
+def test_pachd_stopping_mid_transaction_and_coming_back_is_read_back_as_nothing_applied(pachd, target, finish):
+    """A secret makes the deploy append to a started transaction (see _needs_handler_checks)."""
+    cluster = Cluster(target, "default")
+    second = {**spec("b"), **SECRET} if finish == "FinishTransaction" else spec("b")
+    pachd.stop_during_transaction()
+    restart = threading.Timer(0.2, pachd.start)  # within the read-back's tries
+    restart.start()
+    with pytest.raises(PachdError) as raised:
+        cluster.apply(batch(spec("a"), second), reprocess=False)
+    restart.join()
+    assert type(raised.value) is PachdError and raised.value.exit_code == 8
+    assert f"went away during {finish}" in str(raised.value)
+    assert str(raised.value).endswith("read back from pachd: the transaction was not applied, no pipeline was changed")
+    assert pachd.pipeline_versions() == {}
+
+
+def test_pachd_stopping_mid_transaction_for_good_is_unknown_not_nothing_applied(pachd, target):
     cluster = Cluster(target, "default")
     pachd.stop_during_transaction()
-    with pytest.raises(PachdError) as raised:
+    with pytest.raises(PartlyApplied) as raised:
         cluster.apply(batch(spec("a"), spec("b")), reprocess=False)
-    assert "nothing was changed" in str(raised.value)
+    assert raised.value.exit_code == 13
+    assert "whether the transaction was applied is unknown: a, b; check with `invoke status`" in str(raised.value)
+    assert "nothing was changed" not in str(raised.value)
+    pachd.start()
     assert pachd.pipeline_versions() == {}
+
+
+def test_an_update_whose_version_before_is_not_given_is_unknown(pachd, target):
+    cluster = Cluster(target, "default")
+    cluster.apply(batch(spec("a")), reprocess=False)
+    pachd.fail_next("BatchTransaction", grpc.StatusCode.UNAVAILABLE, message="Socket closed")
+    with pytest.raises(PartlyApplied, match="applied: none; not applied: b; unknown: a$"):
+        cluster.apply([(RenderedSpec("a", "test", spec("a")), spec("a"), True), *batch(spec("b"))], reprocess=False)
+    with pytest.raises(PachdError, match="the transaction was not applied, no pipeline was changed$"):
+        pachd.fail_next("BatchTransaction", grpc.StatusCode.DEADLINE_EXCEEDED, message="Deadline Exceeded")
+        cluster.apply([(RenderedSpec("a", "test", spec("a")), spec("a"), True)], reprocess=False, before={"a": 1})
+
+
+def test_a_call_that_never_connected_is_not_read_back(pachd, target):
+    """A call that failed to connect sent nothing, so nothing was applied: no read-back, no exit 13."""
+    cluster = Cluster(target, "default")
+    pachd.fail_next("BatchTransaction", grpc.StatusCode.UNAVAILABLE, message="failed to connect to all addresses")
+    with pytest.raises(PachdError) as raised:
+        cluster.apply(batch(spec("a")), reprocess=False)
+    assert type(raised.value) is PachdError and str(raised.value).endswith("; nothing was changed")
+    calls = pachd.calls
+    assert calls[calls.index("BatchTransaction") + 1:] == []
+
+
+def test_versions_after_apply_read_back_when_the_answer_is_lost(pachd, target):
+    cluster = Cluster(target, "default")
+    cluster.apply(batch(spec("a")), reprocess=False)
+    pachd.fail_next("ListPipeline", grpc.StatusCode.UNAVAILABLE, message="Socket closed")
+    assert cluster.versions_after_apply(["a"]) == {"a": 1}
+    pachd.fail_next("ListPipeline", grpc.StatusCode.UNAVAILABLE, count=10, message="Socket closed")
+    with pytest.raises(PartlyApplied, match=r"the transaction was applied \(a\), but not with which versions"):
+        cluster.versions_after_apply(["a"])
 
 
 def test_a_batched_pipeline_stores_the_specs_createpipelinev2_would(pachd, target):

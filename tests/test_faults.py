@@ -265,7 +265,7 @@ def test_ctrl_c_during_the_transaction_applies_nothing(project, registry, unique
     result = interrupt(project, "deploy", when=lambda err: "== apply" in err)
     one_clean_error(
         result, 130, "interrupted during the transaction", f"pushed {registry.host}/{unique_repo}:{second}",
-        "the transaction was not finished: no pipeline was changed",
+        "read back from pachd: the transaction was not applied, no pipeline was changed",
     )
     assert cluster.pipeline_versions() == {"edges": 1}
 

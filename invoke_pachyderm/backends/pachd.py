@@ -26,12 +26,13 @@ import functools
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from invoke_pachyderm.core.artifacts import RenderedSpec
 from invoke_pachyderm.core.config import PachdTarget
-from invoke_pachyderm.core.errors import PachdError
+from invoke_pachyderm.core.errors import ConnectionLost, PachdError, PachydermToolError, PartlyApplied
 from invoke_pachyderm.backends.pachd_early import CONNECT_TIMEOUT, EarlyReads, load_protobuf, metadata, open_channel
 from invoke_pachyderm.backends.pachd_forms import normalize_spec
 
@@ -72,6 +73,9 @@ DEFAULTS_VERSION = (2, 8)
 # (removed in 2.12)
 COMMUNITY_PIPELINES, COMMUNITY_PARALLELISM = 16, 8
 ENTERPRISE_LIMITS_GONE = (2, 12)
+# After a call's answer was lost: how often, and how long each time, pachd is asked what is there
+# (a fresh connection each time), and the pause before asking again
+READ_BACK_TRIES, READ_BACK_TIMEOUT, READ_BACK_PAUSE = 3, 3.0, 0.5
 
 
 class Cluster:
@@ -238,9 +242,13 @@ class Cluster:
                 result = function(*args, **kwargs)
                 return list(result) if hasattr(result, "__next__") else result
         except grpc.RpcError as error:
-            raise PachdError(self.describe(error, what)) from None
+            raise self.failure(error, what) from None
         except ConnectionError:
             raise PachdError(self.unreachable()) from None
+
+    def failure(self, error, what: str) -> PachdError:
+        """ConnectionLost when the call may have reached pachd but its answer did not come back."""
+        return (ConnectionLost if answer_lost(error) else PachdError)(self.describe(error, what))
 
     def describe(self, error, what: str) -> str:
         code = error.code().name if hasattr(error, "code") and error.code() else "UNKNOWN"
@@ -501,7 +509,7 @@ class Cluster:
     # -- writing -------------------------------------------------------------------------
     def apply(
         self, specs: list[tuple[RenderedSpec, dict[str, Any], bool]], reprocess: bool,
-        before_finish: Callable[[], None] | None = None,
+        before_finish: Callable[[], None] | None = None, before: Mapping[str, int] | None = None,
     ) -> None:
         """Create or update (spec, body, exists) in one transaction: all or nothing.
 
@@ -509,12 +517,14 @@ class Cluster:
         once, in one SQL transaction (driver.go batchTransaction). Appending them one by one to a
         started transaction dry-runs the whole transaction on every append (appendTransaction):
         quadratic in the number of pipelines. `before_finish` runs right before the batch (or the
-        FinishTransaction); if it raises, nothing is sent."""
+        FinishTransaction); if it raises, nothing is sent. `before`: the versions of the pipelines
+        that exist, to tell, if the answer to the batch (or the FinishTransaction) is lost, what it
+        applied (read back); an updated pipeline missing from it is then reported as unknown."""
         requests = self._batch_requests(specs, reprocess)
         if requests is None:
-            self._apply_appending(specs, reprocess, before_finish)
+            self._apply_appending(specs, reprocess, before_finish, before)
         else:
-            self._apply_batch(specs, requests, before_finish)
+            self._apply_batch(specs, requests, before_finish, before)
 
     def _batch_requests(self, specs, reprocess: bool):
         """One TransactionRequest per spec, or None when only the per-pipeline RPCs keep pachd's
@@ -691,7 +701,7 @@ class Cluster:
             self._pipelines_seen = len(self.call("ListPipeline", self.client.list_pipeline, details=False))
         return self._pipelines_seen
 
-    def _apply_batch(self, specs, requests, before_finish) -> None:
+    def _apply_batch(self, specs, requests, before_finish, before) -> None:
         import grpc
         load_protobuf()
         from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
@@ -706,6 +716,8 @@ class Cluster:
             what = "the deploy transaction"
             if failed := _failed_request(error, specs):
                 what = f"the deploy transaction, at pipeline {failed}"
+            if answer_lost(error):
+                raise self._lost_transaction(self.describe(error, what), specs, before) from None
             raise PachdError(self.describe(error, what) + "; nothing was changed") from None
         except KeyboardInterrupt:
             # pachd ran the whole batch or none of it; closing the channel cancels the call (no
@@ -714,7 +726,7 @@ class Cluster:
             raise
         self._pipelines_seen = None
 
-    def _apply_appending(self, specs, reprocess: bool, before_finish) -> None:
+    def _apply_appending(self, specs, reprocess: bool, before_finish, before) -> None:
         """StartTransaction, one CreatePipeline(V2) per spec inside it, FinishTransaction."""
         import grpc
 
@@ -745,6 +757,8 @@ class Cluster:
             what = f"pipeline {current}" if current else "the deploy transaction"
             if not current and (failed := _failed_request(error, specs)):
                 what = f"the deploy transaction, at pipeline {failed}"
+            if not current and answer_lost(error):  # FinishTransaction's: pachd may have run it
+                raise self._lost_transaction(self.describe(error, what), specs, before) from None
             raise PachdError(self.describe(error, what) + "; nothing was changed") from None
         except KeyboardInterrupt:
             self._leave_transaction()
@@ -762,8 +776,8 @@ class Cluster:
 
     @contextlib.contextmanager
     def _fresh_channel(self) -> Iterator[Any]:
-        """A channel of its own for one call (see versions_now), closed afterwards."""
-        channel = self._open_channel()
+        """A channel, and a connection, of its own for one call (see versions_now), closed afterwards."""
+        channel = open_channel(self.target, own_connection=True)
         try:
             yield channel
         finally:
@@ -785,7 +799,54 @@ class Cluster:
                 infos = pps_pb2_grpc.APIStub(channel).ListPipeline(request, timeout=timeout, metadata=self._metadata())
                 return {info.pipeline.name: info.version for info in infos if info.pipeline.name in wanted}
         except grpc.RpcError as error:
-            raise PachdError(self.describe(error, "ListPipeline")) from None
+            raise self.failure(error, "ListPipeline") from None
+
+    def read_back(self, names: Iterable[str]) -> dict[str, int]:
+        """versions_now, asked up to READ_BACK_TRIES times: after a lost answer pachd may take a
+        moment to be reachable again. The last PachdError when it never answered."""
+        names = list(names)
+        for attempt in range(READ_BACK_TRIES):
+            try:
+                return self.versions_now(names, timeout=READ_BACK_TIMEOUT)
+            except PachdError as error:
+                last = error
+            if attempt + 1 < READ_BACK_TRIES:
+                time.sleep(READ_BACK_PAUSE * (attempt + 1))
+        raise last
+
+    def versions_after_apply(self, names: Iterable[str]) -> dict[str, int]:
+        """The versions of `names` once pachd answered that their transaction was applied; read
+        back again if the answer to that read was lost (PartlyApplied if pachd does not answer)."""
+        names = list(names)
+        try:
+            return {name: pipeline.version for name, pipeline in self.states(names).items()}
+        except ConnectionLost as error:
+            lost = error
+        applied = "pachd had answered that the transaction was applied (" + ", ".join(names) + ")"
+        try:
+            now = self.read_back(names)
+        except PachdError:
+            raise PartlyApplied(
+                f"{lost.message}; {applied}, but not with which versions; check with `invoke status`"
+            ) from None
+        if missing := [name for name in names if name not in now]:
+            raise PartlyApplied(f"{lost.message}; {applied}, but read back, {', '.join(missing)} is gone") from None
+        return {name: now[name] for name in names}
+
+    def _lost_transaction(self, message: str, specs, before: Mapping[str, int] | None) -> PachydermToolError:
+        """The error for a transaction whose answer was lost, from what pachd has now: a
+        PachdError (exit 8) only when reading back proves that nothing was applied."""
+        from invoke_pachyderm.core.progress import transaction_outcome
+
+        names = [rendered.name for rendered, _, _ in specs]
+        known: dict[str, int | None] = {rendered.name: None for rendered, _, exists in specs if not exists}
+        known.update({name: version for name, version in (before or {}).items() if name in names})
+        try:
+            now: dict[str, int] | None = self.read_back(names)
+        except PachdError:
+            now = None
+        nothing, outcome = transaction_outcome(names, known, now)
+        return (PachdError if nothing else PartlyApplied)(f"{message}; {outcome}")
 
     def _checked(self, check: Callable[[], None], transaction) -> None:
         try:
@@ -884,6 +945,17 @@ class Cluster:
 
         message = json_format.ParseDict(dict(body), pps_pb2.CreatePipelineRequest())
         return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def answer_lost(error) -> bool:
+    """The call may have reached pachd, but its answer did not come back: the connection dropped
+    or the deadline passed. Not when no connection was made ("failed to connect"): nothing was sent."""
+    import grpc
+
+    code = error.code() if hasattr(error, "code") else None
+    details = (error.details() if hasattr(error, "details") else "") or ""
+    lost = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+    return (code in lost or "Stream removed" in details) and "failed to connect" not in details
 
 
 def _serialized(request) -> bytes:

@@ -57,14 +57,17 @@ def _identity(raw: bytes) -> bytes:
     return raw
 
 
-def open_channel(target: PachdTarget):
+def open_channel(target: PachdTarget, own_connection: bool = False):
+    """`own_connection`: a TCP connection of its own, not one grpc shares with the other channels
+    to the same address (which may be the one whose answer is lost)."""
     import grpc
 
     address = f"{target.host}:{target.port}"
+    options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else None
     if target.tls:
         credentials = grpc.ssl_channel_credentials(root_certificates=target.root_certs)
-        return grpc.secure_channel(address, credentials)
-    return grpc.insecure_channel(address)
+        return grpc.secure_channel(address, credentials, options=options)
+    return grpc.insecure_channel(address, options=options)
 
 
 def metadata(target: PachdTarget, transaction_id: str | None = None) -> list[tuple[str, str]]:

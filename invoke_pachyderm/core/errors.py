@@ -57,9 +57,15 @@ class RegistryError(PachydermToolError):
 
 
 class PachdError(PachydermToolError):
-    """pachd is unreachable or refused a request."""
+    """pachd is unreachable or refused a request; nothing was changed (read back from pachd when
+    its connection was lost mid-call)."""
 
     exit_code = 8
+
+
+class ConnectionLost(PachdError):
+    """A call reached pachd, or may have, but its answer never came (the connection dropped, or
+    no answer in time): whether it took effect is known only by reading pachd back."""
 
 
 class HealthError(PachydermToolError):
@@ -98,6 +104,13 @@ class SmokeFailed(PachydermToolError):
     exit_code = 12
 
 
+class PartlyApplied(PachydermToolError):
+    """Something was changed on pachd before a failure, or whether it was is unknown (pachd did
+    not answer when read back): the line lists what was applied, what was not, and what is unknown."""
+
+    exit_code = 13
+
+
 EXIT_CODES = {
     cls.exit_code: cls
     for cls in (
@@ -114,5 +127,6 @@ EXIT_CODES = {
         Interrupted,
         ConcurrentDeployError,
         SmokeFailed,
+        PartlyApplied,
     )
 }

@@ -24,7 +24,9 @@ from invoke_pachyderm.core.artifacts import Artifacts, DeployPlan, ImageArtifact
 from invoke_pachyderm.stages.concurrency import guard, planned_versions
 from invoke_pachyderm.core.config import Settings, check_build_files, is_ci
 from invoke_pachyderm.stages.connection import EarlyConnection, connect
-from invoke_pachyderm.core.errors import ConfigError, HealthError, Interrupted, PachdError, RefusedError, TestsFailed
+from invoke_pachyderm.core.errors import (
+    ConfigError, HealthError, Interrupted, PachdError, PartlyApplied, RefusedError, TestsFailed,
+)
 from invoke_pachyderm.core.gitinfo import GitInfo, is_ancestor, read_git_info, read_git_info_or_none
 from invoke_pachyderm.core.output import Reporter
 from invoke_pachyderm.stages.ownership import (
@@ -233,8 +235,13 @@ def deploy(settings: Settings, reporter: Reporter, options: DeployOptions) -> Ar
         if options.dry_run:
             return planned.artifacts(clock)
         return apply(settings, reporter, planned, options, cluster.get(), progress, clock, builds)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        progress.note = getattr(interrupt, "outcome", progress.note)
         raise Interrupted(progress.describe()) from None
+    except PachdError as error:
+        if (partly := progress.partly_applied(error)) is None:
+            raise
+        raise partly from None
     finally:
         if builds is not None:
             builds.cancel()  # after a refused plan, no build begins that nothing will push
@@ -477,8 +484,8 @@ def roll_back_failed_deploy(cluster, reporter: Reporter, changes: list[PipelineC
         with reporter.group(f"roll back {len(targets)} pipeline(s) in one transaction"):
             try:
                 rows = restore(cluster, targets, failed={c.name: c.version for c in updated})
-            except PachdError as error:
-                return PachdError(f"{failure.message}; rolling back failed too: {error.message}")
+            except (PachdError, PartlyApplied) as error:  # its exit code says whether the rollback changed anything
+                return type(error)(f"{failure.message}; rolling back failed too: {error.message}")
         rolled = "; rolled back in one transaction: " + ", ".join(
             f"{r.pipeline} to version {r.restored_version} (now version {r.version})" for r in rows
         )
@@ -563,13 +570,14 @@ def apply_changes(cluster, reporter: Reporter, specs: list[RenderedSpec], change
     batch = [(by_name[c.name], by_name[c.name].spec, c.name in deployed) for c in todo]
     with reporter.group(f"apply {len(batch)} pipeline change(s) in one transaction"):
         try:
-            cluster.apply(batch, reprocess, before_finish=check)
+            before = {c.name: deployed[c.name].version for c in todo if c.name in deployed}
+            cluster.apply(batch, reprocess, before_finish=check, before=before)
         except PachdError:
             if check is not None:
                 check()  # a create that collided with one made meanwhile: another deploy's doing
             raise
-    after = cluster.states([c.name for c in todo])
-    applied = {c.name: replace(c, version=after[c.name].version) for c in todo}
+    after = cluster.versions_after_apply([c.name for c in todo])
+    applied = {c.name: replace(c, version=after[c.name]) for c in todo}
     for change in applied.values():
         reporter.info(f"{change.name}: {change.action}d, version {change.version}")
     return [applied.get(c.name, c) for c in changes]
@@ -675,8 +683,9 @@ def restore(cluster, targets, owner=None, before_finish=None, failed: Mapping[st
             metadata["annotations"] = {**(metadata.get("annotations") or {}), ROLLED_BACK_FROM: str(failed[name])}
             body = {**body, "metadata": metadata}
         batch.append((RenderedSpec(name=name, source=f"version {target.version}", spec=body), body, True))
-    cluster.apply(batch, reprocess=False, before_finish=before_finish)
-    after = cluster.states([name for name, _, _ in targets])
+    cluster.apply(batch, reprocess=False, before_finish=before_finish,
+                  before={name: current.version for name, current, _ in targets})
+    after = cluster.versions_after_apply([name for name, _, _ in targets])
     return [
         Restored(
             pipeline=name,
@@ -684,7 +693,7 @@ def restore(cluster, targets, owner=None, before_finish=None, failed: Mapping[st
             from_commit=current.annotations.get(ANNOTATION_PREFIX + "commit"),
             restored_version=target.version,
             restored_commit=target.annotations.get(ANNOTATION_PREFIX + "commit"),
-            version=after[name].version,
+            version=after[name],
         )
         for name, current, target in targets
     ]

@@ -13,7 +13,8 @@ import json
 from typing import Any, Iterable, Mapping
 
 from invoke_pachyderm.core.artifacts import PipelineChange, RenderedSpec
-from invoke_pachyderm.core.errors import PachdError, RefusedError
+from invoke_pachyderm.core.errors import ConnectionLost, PachdError, PartlyApplied, RefusedError
+from invoke_pachyderm.core.progress import StoppedWith, groups
 from invoke_pachyderm.stages.ownership import Owner, owned
 
 
@@ -125,19 +126,40 @@ def _removal_diff(pipeline) -> str:
 
 
 def delete(cluster, doomed: list[Any], keep_repo: bool, log) -> None:
-    """Delete in the given order; a failure names what was deleted before it and what was not."""
+    """Delete in the given order; a failure names each pipeline as deleted, not deleted or unknown."""
     done: list[str] = []
     for index, pipeline in enumerate(doomed):
+        rest = [p.name for p in doomed[index:]]
         try:
             cluster.delete_pipelines([pipeline.name], keep_repo=keep_repo)
         except PachdError as error:
-            left = ", ".join(p.name for p in doomed[index:])
-            raise PachdError(
-                f"{error.message}; deleted before it: {', '.join(done) or 'none'}; not deleted: {left}; "
-                "rerun to prune the rest"
+            deleted, kept, unknown = _fates(cluster, done, rest, look_up=isinstance(error, ConnectionLost))
+            then = "check with `invoke status`, then rerun" if unknown else "rerun to prune the rest"
+            raise (PartlyApplied if deleted or unknown else PachdError)(
+                f"{error.message}; {_groups(deleted, kept, unknown)}; {then}"
             ) from None
+        except KeyboardInterrupt:  # the delete may have been made: a Ctrl-C waits for the call's answer
+            raise StoppedWith(_groups(*_fates(cluster, done, rest, look_up=True))) from None
         done.append(pipeline.name)
         log(f"{pipeline.name}: deleted (was version {pipeline.version})" + (", output repo kept" if keep_repo else ""))
+
+
+def _fates(cluster, done: list[str], rest: list[str], look_up: bool) -> tuple[list[str], list[str], list[str]]:
+    """(deleted, not deleted, unknown) for a prune stopped at rest[0]. `look_up`: its delete may
+    have been made, so pachd is asked: gone, it was done; still there, not; no answer, unknown."""
+    current = rest[0]
+    if look_up:
+        try:
+            gone = current not in cluster.read_back([current])
+        except PachdError:
+            return done, rest[1:], [current]
+        if gone:
+            return [*done, current], rest[1:], []
+    return done, rest, []
+
+
+def _groups(deleted: list[str], kept: list[str], unknown: list[str]) -> str:
+    return groups(("deleted", deleted), ("not deleted", kept), ("unknown", unknown))
 
 
 def recheck_readers(every: list[tuple[str, Any]], doomed: list[Any], project: str, specs: list[RenderedSpec]) -> None:
