@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -233,7 +235,8 @@ def evaluate_jsonnet(
     tla_vars, tla_codes = jsonnet_arguments(arguments, arguments, "vars")
     while True:
         try:
-            output = _jsonnet.evaluate_snippet(
+            output = _within_deadline(
+                source, budget, _jsonnet.evaluate_snippet,
                 source, text, ext_vars=ext_vars, ext_codes=ext_codes, tla_vars=tla_vars, tla_codes=tla_codes,
                 import_callback=_project_imports(root, reads),
             )
@@ -258,6 +261,32 @@ def evaluate_jsonnet(
 
 
 _NO_PARAMETER = re.compile(r"RUNTIME ERROR: function has no parameter (?P<name>\S+)")
+
+
+def _within_deadline(source: str, budget: render_budget.Budget, evaluate, *args, **kwargs) -> str:
+    """Jsonnet evaluates in C++ without the GIL, beyond the reach of the budget's checks: in a thread
+    of its own, waited for until the render's deadline. One that runs past it is left behind (a
+    daemon, it ends with the command, which fails now) - C++ cannot be stopped from Python."""
+    result: list = []
+
+    def run():
+        try:
+            result.append((True, evaluate(*args, **kwargs)))
+        except BaseException as error:  # handed to the waiting thread
+            result.append((False, error))
+
+    thread = threading.Thread(target=run, name=f"jsonnet {source}", daemon=True)
+    thread.start()
+    thread.join(max(0.0, budget.deadline - time.monotonic()))
+    if not result:
+        raise TemplateError(
+            f"{source}: evaluating the Jsonnet took longer than {budget.timeout:g} s (render_timeout); a loop or "
+            "std.repeat does too much work: simplify it, or raise `render_timeout`"
+        )
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value
 
 
 class _Refused(Exception):
