@@ -70,7 +70,6 @@ def _unchanged(path: Path, mtime: float) -> bool:
 
 
 MAX_POWER_EXPONENT = 256
-MAX_REPEAT_LENGTH = 1_000_000
 _NUMBERS = re.compile(r"\d+")
 
 
@@ -148,11 +147,10 @@ class CappedSandbox(SandboxedEnvironment):
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
                 if isinstance(sequence, (str, list, tuple)) and isinstance(count, int):
-                    limit = min(MAX_REPEAT_LENGTH, budget.max_bytes)
-                    if len(sequence) * count > limit:
+                    if len(sequence) * count > budget.max_bytes:
                         raise SecurityError(
                             f"repeating a sequence to {len(sequence) * count} items is too large "
-                            f"(the limit is {limit})"
+                            f"(the limit is max_spec_bytes, {budget.max_bytes})"
                         )
             if isinstance(left, int) and isinstance(right, int):
                 if left.bit_length() + right.bit_length() > render_budget.MAX_INT_BITS:
