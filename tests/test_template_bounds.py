@@ -11,7 +11,10 @@ import os
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from invoke_pachyderm.core.errors import EXIT_CODES
 from project_helpers import make_project
 
 CREDENTIAL = "ghp_canaryCredential0123456789"
@@ -264,3 +267,83 @@ def test_a_deploy_of_a_hostile_template_applies_nothing(deployed, cluster, clien
     assert cluster.pipeline_versions() == before
     assert next(client.inspect_pipeline("edges", details=True)).details.description == spec_before
     assert [p.pipeline.name for p in client.list_pipeline()] == ["edges"]
+
+
+# -- a property: hostile templates never give a traceback, nor apply anything when refused -----
+INCLUDES = [".git/config", ".git/HEAD", "secret.env", "build/made.txt", "pipe", "out", "templates/lib/ok.txt"]
+EXPRESSIONS = st.one_of(
+    st.builds(lambda w: f"{{{{ 'a' | center({w}) }}}}", st.sampled_from([5, 10**5, 10**7, 3 * 10**8])),
+    st.builds(lambda n, new: f"{{{{ ('ab' * {n}) | replace('a', '{new}') }}}}",
+              st.sampled_from([1, 1000, 400000]), st.text("xyz", min_size=0, max_size=30)),
+    st.builds(lambda n: f"{{{{ ('a\\n' * {n}) | indent('{'x' * 40}') }}}}", st.sampled_from([3, 50000])),
+    st.builds(lambda w: f"{{{{ '%{w}d' | format(1) }}}}", st.sampled_from([3, 900000000])),
+    st.builds(lambda w: f"{{{{ '{{:>{w}}}'.format(1) }}}}", st.sampled_from([3, 900000000])),
+    st.builds(lambda bases: "{{ " + "(" * len(bases) + "2" + "".join(f" ** {b})" for b in bases) + " }}",
+              st.lists(st.sampled_from([2, 64, 256, 257]), min_size=1, max_size=4)),
+    st.builds(lambda ranges: "".join(f"{{% for i{k} in range({r}) %}}" for k, r in enumerate(ranges))
+              + "x" + "{% endfor %}" * len(ranges),
+              st.lists(st.sampled_from([2, 100, 100000]), min_size=1, max_size=3)),
+    st.builds(lambda n: f"{{% set ns = namespace(s='ab') %}}{{% for i in range({n}) %}}{{% set ns.s = ns.s ~ ns.s %}}"
+              "{% endfor %}{{ ns.s | length }}", st.integers(0, 40)),
+    st.builds(lambda path: f"{{% include '{path}' %}}", st.sampled_from(INCLUDES)),
+)
+
+
+def yaml_template(levels: int, fanout: int, duplicate: bool, scalar: str, depth: int) -> str:
+    lines = [YAML_SPEC.rstrip("\n"), "metadata:", "  annotations:", "    a0: &a0 lol"]
+    for level in range(1, levels + 1):
+        lines.append(f"    a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * fanout)}]")
+    if duplicate:
+        lines.append("    a0: again")
+    lines.append(f"description: {scalar}")
+    lines.append("labels: " + "[" * depth + "]" * depth)
+    return "\n".join(lines) + "\n"
+
+
+TEMPLATES = st.one_of(
+    st.builds(lambda expression: ("h.json.j2", jinja(expression)), EXPRESSIONS),
+    st.builds(lambda depth: ("h.json.j2", "[" * depth + SPEC % ("h", "deep") + "]" * depth),
+              st.sampled_from([0, 1, 63, 64, 500, 50000])),
+    st.builds(lambda *args: ("h.yaml", yaml_template(*args)), st.integers(0, 9), st.integers(1, 9), st.booleans(),
+              st.sampled_from(["plain", "2024-01-31", "!!binary aGVsbG8=", "!!set {a, b}", "!!python/name:os.system",
+                               "'quoted'", "&r [*r]", "{1: one}"]),
+              st.sampled_from([0, 10, 70, 5000])),
+    st.builds(lambda path, depth: ("h.jsonnet", f"{{ description: importstr '../{path}', x: {'[' * depth}{']' * depth} }}"),
+              st.sampled_from(INCLUDES), st.sampled_from([0, 70])),
+)
+
+
+@pytest.fixture
+def hostile(deployed, monkeypatch):
+    add_files(deployed, {"secret.env": "TOKEN=x", "build/made.txt": "x", "|pipe": "", "@out": "/etc/hostname",
+                         "templates/lib/ok.txt": "fine"})
+    deployed.write("pyproject.toml", (deployed.root / "pyproject.toml").read_text().replace(
+        'specs = ["templates/*.json.j2", "templates/*.yaml"]',
+        'specs = ["templates/*.json.j2", "templates/*.yaml", "templates/*.jsonnet"]\nrender_timeout = 1'))
+    deployed.commit("files a template must not read")
+    for name, value in deployed.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(deployed.root)
+    return deployed
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(template=TEMPLATES)
+def test_hostile_templates_exit_with_a_documented_code_and_apply_nothing_when_refused(hostile, cluster, capsys, template):
+    """In-process (commands.execute, as the invoke program runs it): a traceback is an exception here."""
+    from invoke_pachyderm.commands import COMMANDS, Request, execute
+
+    for old in (hostile.root / "templates").glob("h.*"):
+        old.unlink()
+    name, text = template
+    hostile.write(f"templates/{name}", text)
+    before = cluster.pipeline_versions()
+    values = {flag: None for flag in COMMANDS["deploy"].flags}
+    values.update({"skip_tests": True, "allow_dirty": True})
+    code, error = execute(COMMANDS["deploy"], Request(hostile.root, values))
+    output = capsys.readouterr()
+    assert code == 0 or code in EXIT_CODES, (code, error)
+    assert CREDENTIAL not in output.out + output.err
+    if code != 0:
+        assert "\n" not in error and error, error
+        assert cluster.pipeline_versions() == before

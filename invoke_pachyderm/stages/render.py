@@ -16,7 +16,7 @@ from invoke_pachyderm.core.artifacts import Artifacts, RenderedSpec
 from invoke_pachyderm.core.config import ConfigError, Settings
 from invoke_pachyderm.core.errors import TemplateError
 from invoke_pachyderm.core.json_text import indented
-from invoke_pachyderm.stages.render_budget import MAX_DEPTH, Budget, active, current, nesting_path
+from invoke_pachyderm.stages.render_budget import MAX_DEPTH, Budget, BudgetExceeded, active, current, nesting_path
 from invoke_pachyderm.stages.spec_formats import evaluate_jsonnet, is_jsonnet, is_yaml, parse_rendered
 from invoke_pachyderm.stages.template_reads import ProjectReads
 from invoke_pachyderm.stages.validate import json_path, validate_spec
@@ -100,16 +100,19 @@ def _render_all(
         lookups: set[str] = set()
         if ".git" in Path(source).parts:
             raise TemplateError(f"{source}: a spec template inside .git/ is refused; take it out of `specs`")
-        if is_jsonnet(source):
-            builtins = {k: v for k, v in variables.items() if k not in settings.vars}
-            document = evaluate_jsonnet(settings.project_dir, source, builtins, settings.vars, reads)
-            refuse_deep(document, source)
-            specs = as_specs(document, source)
-            lookups.add(UNKNOWN)
-        else:
-            specs = render_template(
-                settings.project_dir, root, path, source, variables, lookups, real_path(path), reads
-            )
+        try:
+            if is_jsonnet(source):
+                builtins = {k: v for k, v in variables.items() if k not in settings.vars}
+                document = evaluate_jsonnet(settings.project_dir, source, builtins, settings.vars, reads)
+                refuse_deep(document, source)
+                specs = as_specs(document, source)
+                lookups.add(UNKNOWN)
+            else:
+                specs = render_template(
+                    settings.project_dir, root, path, source, variables, lookups, real_path(path), reads
+                )
+        except BudgetExceeded as error:  # met outside Jinja (YAML nodes, file reads): no line to name
+            raise TemplateError(f"{source}: {error}") from None
         reads_digest = None if UNKNOWN in lookups else any(_names_digest(name) for name in lookups)
         for spec in specs:
             validate_spec(spec, source)
