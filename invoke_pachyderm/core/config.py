@@ -58,6 +58,8 @@ KEYS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "preview": ((int,), None, "a pull request number: use its preview project pr-N (--preview N, INVOKE_PACHYDERM_PREVIEW)"),
     "smoke_data": ((str,), "tests/data", "folder of sample files for `invoke smoke`, one folder per pipeline input"),
     "smoke_before_deploy": ((bool,), False, "deploy runs `smoke` after the build, before anything is pushed"),
+    "max_spec_bytes": ((int,), 1 << 20, "largest rendered spec template, and file it reads, in bytes (YAML aliases expanded)"),
+    "render_timeout": ((int, float), 10, "seconds all spec templates of a command may take to render"),
 }
 IMAGE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "name": ((str,), None),
@@ -312,6 +314,14 @@ VALUE_CHECKS: dict[str, Callable[[Any, str], None]] = {
 }
 
 
+def _check_max_spec_bytes(value: int, where: str) -> None:
+    if not 1024 <= value <= 1 << 30:
+        raise ConfigError(f"{where} must be from 1024 to {1 << 30} bytes, got {value}; e.g. max_spec_bytes = 4194304")
+
+
+VALUE_CHECKS.update({"max_spec_bytes": _check_max_spec_bytes, "render_timeout": _check_timeout})
+
+
 def check_build_files(settings: Settings, image: ImageConfig) -> None:
     """The build context and Dockerfile exist, checked before anything slow runs."""
     key = "images" if settings.images else "context"
@@ -464,6 +474,19 @@ def active_pach_context(environ: Mapping[str, str], named: str | None = None) ->
         known = ", ".join(sorted(v2.get("contexts") or {})) or "none"
         raise ConfigError(f"pach_context: {path} has no context {named!r}; known contexts: {known}")
     return (context or {}), f"{path} context {name!r}"
+
+
+def pach_config_tokens(environ: Mapping[str, str]) -> list[str]:
+    """The session token of every context of the Pachyderm config file (an unreadable one has none)."""
+    try:
+        path = Path(environ.get("PACH_CONFIG") or Path(environ.get("HOME", "~")).expanduser() / ".pachyderm/config.json")
+        contexts = (json.loads(path.read_text()).get("v2") or {}).get("contexts") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(contexts, dict):
+        return []
+    tokens = (context.get("session_token") for context in contexts.values() if isinstance(context, dict))
+    return [token for token in tokens if isinstance(token, str) and token]
 
 
 # -- previews: a pull request deployed to a project of its own (stages/preview.py) ------------

@@ -38,17 +38,11 @@ def redaction_values(secret: str | None) -> list[str]:
 
 
 def known_secrets(settings) -> list[str]:
-    """The settings' secrets and the active pach context's session token."""
-    from invoke_pachyderm.core.config import ConfigError, active_pach_context
+    """The settings' secrets and the session token of every pach context: any of them can be
+    made active by PACH_CONTEXT or `pach_context`, and none belongs in a spec."""
+    from invoke_pachyderm.core.config import pach_config_tokens
 
-    values = list(settings.secrets())
-    try:
-        context, _ = active_pach_context(os.environ)
-    except ConfigError:
-        context = {}
-    if isinstance(context.get("session_token"), str) and context["session_token"]:
-        values.append(context["session_token"])
-    return values
+    return [*settings.secrets(), *pach_config_tokens(os.environ)]
 
 
 # -- specs ------------------------------------------------------------------------------------

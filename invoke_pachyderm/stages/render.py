@@ -16,7 +16,9 @@ from invoke_pachyderm.core.artifacts import Artifacts, RenderedSpec
 from invoke_pachyderm.core.config import ConfigError, Settings
 from invoke_pachyderm.core.errors import TemplateError
 from invoke_pachyderm.core.json_text import indented
+from invoke_pachyderm.stages.render_budget import MAX_DEPTH, Budget, BudgetExceeded, active, current, nesting_path
 from invoke_pachyderm.stages.spec_formats import evaluate_jsonnet, is_jsonnet, is_yaml, parse_rendered
+from invoke_pachyderm.stages.template_reads import ProjectReads
 from invoke_pachyderm.stages.validate import json_path, validate_spec
 
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9_-]+")  # pachd's ValidateName; the length limit varies by release
@@ -79,19 +81,38 @@ def render_specs(
     """Render and validate every template; raises TemplateError naming file and line or JSON path."""
     variables = template_variables(settings, artifacts)
     root = settings.project_dir.resolve()
+    paths = list(templates if templates is not None else find_templates(settings))
+    budget = Budget(max_bytes=settings.max_spec_bytes, timeout=float(settings.render_timeout))
+    sources = [path.relative_to(settings.project_dir).as_posix() for path in paths]
+    reads = ProjectReads(root, budget.max_bytes, exempt=frozenset(sources))
+    with active(budget):
+        return _render_all(settings, variables, root, paths, sources, reads)
+
+
+def _render_all(
+    settings: Settings, variables: dict[str, Any], root: Path, paths: list[Path], sources: list[str],
+    reads: ProjectReads,
+) -> list[RenderedSpec]:
     rendered: list[RenderedSpec] = []
     seen: dict[str, str] = {}
     real_path = _RealPaths()
-    for path in templates if templates is not None else find_templates(settings):
-        source = path.relative_to(settings.project_dir).as_posix()
+    for path, source in zip(paths, sources):
         lookups: set[str] = set()
-        if is_jsonnet(source):
-            builtins = {k: v for k, v in variables.items() if k not in settings.vars}
-            document = evaluate_jsonnet(settings.project_dir, source, builtins, settings.vars)
-            specs = as_specs(document, source)
-            lookups.add(UNKNOWN)
-        else:
-            specs = render_template(settings.project_dir, root, path, source, variables, lookups, real_path(path))
+        if ".git" in Path(source).parts:
+            raise TemplateError(f"{source}: a spec template inside .git/ is refused; take it out of `specs`")
+        try:
+            if is_jsonnet(source):
+                builtins = {k: v for k, v in variables.items() if k not in settings.vars}
+                document = evaluate_jsonnet(settings.project_dir, source, builtins, settings.vars, reads)
+                refuse_deep(document, source)
+                specs = as_specs(document, source)
+                lookups.add(UNKNOWN)
+            else:
+                specs = render_template(
+                    settings.project_dir, root, path, source, variables, lookups, real_path(path), reads
+                )
+        except BudgetExceeded as error:  # met outside Jinja (YAML nodes, file reads): no line to name
+            raise TemplateError(f"{source}: {error}") from None
         reads_digest = None if UNKNOWN in lookups else any(_names_digest(name) for name in lookups)
         for spec in specs:
             validate_spec(spec, source)
@@ -126,23 +147,31 @@ def _names_digest(dotted: str) -> bool:
 
 def render_template(
     project_dir: Path, root: Path, path: Path, source: str, variables: Mapping[str, Any],
-    lookups: set[str] | None = None, real: str | None = None,
+    lookups: set[str] | None = None, real: str | None = None, reads: ProjectReads | None = None,
 ) -> list[dict[str, Any]]:
     """`root` is `project_dir` resolved; `lookups` gets the names the template read (UNKNOWN for Jinja);
     `real`: os.path.realpath(path) when known."""
+    budget = current()
     text = fill_simple(path, root, variables, lookups, real)
     if text is None:
         from invoke_pachyderm.stages.jinja_sandbox import render_text
 
         if lookups is not None:
             lookups.add(UNKNOWN)
-        text = render_text(project_dir, path, source, variables)
+        text = render_text(project_dir, path, source, variables, reads)
+    if len(text) > budget.max_bytes:
+        raise TemplateError(f"{source}: {budget.too_large(len(text), 'the rendered spec')}")
     if is_yaml(source):
         document = parse_rendered(text, source)
     else:
         duplicated: list[bool] = []  # set by the hook: only then is the document walked for the key's path
         try:
             document = json.loads(text, object_pairs_hook=lambda pairs: _object_keeping_duplicates(pairs, duplicated))
+        except RecursionError:
+            raise TemplateError(
+                f"{source}: the rendered JSON nests lists or objects deeper than Python can parse; "
+                f"a spec may nest at most {MAX_DEPTH} levels"
+            ) from None
         except json.JSONDecodeError as error:
             lines = text.splitlines()
             bad_line = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
@@ -150,6 +179,7 @@ def render_template(
                 f"{source}: rendered output is not valid JSON at line {error.lineno}, column {error.colno}: "
                 f"{error.msg} (near {bad_line[:80]!r})"
             ) from None
+        refuse_deep(document, source)
         duplicate = _first_duplicate(document, []) if duplicated else None
         if duplicate:
             where, key = duplicate
@@ -158,6 +188,15 @@ def render_template(
                 "remove one"
             )
     return as_specs(document, source)
+
+
+def refuse_deep(document: Any, source: str) -> None:
+    deep = nesting_path(document)
+    if deep is not None:
+        raise TemplateError(
+            f"{source}: {json_path(deep[:8])}{'...' if len(deep) > 8 else ''}: nested more than {MAX_DEPTH} levels deep; a pipeline spec needs "
+            "far fewer: flatten it"
+        )
 
 
 # `{{ name }}` or `{{ name.key.key }}`: a Jinja variable or the items of dicts, nothing else.
@@ -198,9 +237,12 @@ def fill_simple(
         return None
     try:
         with open(resolved, "rb") as file:
-            text = file.read().decode("utf-8")
+            data = file.read(current().max_bytes + 1)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+    if len(data) > current().max_bytes:
+        return None  # Jinja's loader refuses it, naming the cap
     if "{%" in text or "{#" in text or "\r" in text:
         return None
     pieces = []
