@@ -410,6 +410,10 @@ def resolve_pachd(settings: Settings, environ: Mapping[str, str] | None = None) 
         address, source = DEFAULT_PACHD_ADDRESS, "default"
     host, port, tls = parse_pachd_address(address, source)
     token = settings.token or context.get("session_token") or None
+    if token and not settings.token:
+        if not isinstance(token, str):
+            raise ConfigError(f"{context_source}: session_token must be a string; fix the context (pachctl auth login)")
+        setting_checks.token(token, f"{context_source}: session_token")
     root_certs = None
     if tls and source == context_source and context.get("server_cas"):  # the CAs go with that address
         try:
