@@ -29,6 +29,7 @@ ENVIRONMENT_NAME = IMAGE_NAME
 STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # BuildKit's rule for `FROM ... AS name`
 JOBS_LIMIT = 256
 TIMEOUT_LIMIT = 7 * 24 * 3600  # a week: beyond it threading's waits overflow long before anyone looks
+NAME_LIMIT, PATH_LIMIT = 255, 4095  # Linux's NAME_MAX and PATH_MAX (less the NUL)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -80,6 +81,10 @@ def relative_path(value: str, where: str, *, leave_project: bool = False, exampl
     """A path (or glob) relative to the project; with `leave_project`, '..' may climb out of it (a
     build context in a monorepo), and where it lands is checked against the git repository later."""
     text(value, where, newlines=False)
+    if len(os.fsencode(value)) > PATH_LIMIT or any(len(os.fsencode(part)) > NAME_LIMIT for part in value.split("/")):
+        raise ConfigError(
+            f"{where} is too long for a path (at most {NAME_LIMIT} bytes a name, {PATH_LIMIT} in all); shorten it"
+        )
     if os.path.isabs(value) or value.startswith("~"):
         raise ConfigError(f"{where} = {value!r} is absolute; give a path relative to the project, e.g. {example}")
     if not leave_project and os.path.normpath(value).split(os.sep)[0] == "..":
