@@ -86,7 +86,7 @@ def relative_path(value: str, where: str, *, leave_project: bool = False, exampl
             f"{where} is too long for a path (at most {NAME_LIMIT} bytes a name, {PATH_LIMIT} in all); shorten it"
         )
     if os.path.isabs(value) or value.startswith("~"):
-        raise ConfigError(f"{where} = {value!r} is absolute; give a path relative to the project, e.g. {example}")
+        raise ConfigError(f"{where} = {value!r} leaves the project: it is absolute; give a path relative to the project, e.g. {example}")
     if not leave_project and os.path.normpath(value).split(os.sep)[0] == "..":
         raise ConfigError(f"{where} = {value!r} leaves the project; give a path inside it, e.g. {example}")
 
