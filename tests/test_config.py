@@ -405,14 +405,14 @@ def test_pachd_address_forms(project, address, host, port, tls):
         ("grpc://pachd:0", "has a bad port '0'"),
         ("grpc://pachd:-1", "has a bad port '-1'"),
         ("grpc://:30650", "has no host"),
+        ("grpc://pach d:30650", "has a bad host 'pach d'"),
     ],
 )
 def test_bad_pachd_addresses(project, address, fragment):
-    settings = load_settings(project, environ={"INVOKE_PACHYDERM_PACHD_ADDRESS": address})
-    with pytest.raises(ConfigError) as info:
-        resolve_pachd(settings, environ={})
+    with pytest.raises(ConfigError) as info:  # where the setting is read, not when pachd is first needed
+        load_settings(project, environ={"INVOKE_PACHYDERM_PACHD_ADDRESS": address})
     assert fragment in str(info.value)
-    assert str(info.value).startswith("environment:")
+    assert str(info.value).startswith("environment: key 'pachd_address': ")
 
 
 def test_bad_pachd_address_env_names_its_source(project):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import difflib
 import json
-import math
 import os
 import re
 import sys
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from invoke_pachyderm.core import setting_checks
 from invoke_pachyderm.core.errors import ConfigError, UsageError
 
 if sys.version_info >= (3, 11):
@@ -68,6 +68,12 @@ IMAGE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "context": ((str,), "."),
     "build_args": ((dict,), {}),
     "target": ((str,), None),
+}
+
+IMAGE_CHECKS: dict[str, Callable[[Any, str], None]] = {
+    "name": setting_checks.name,
+    **{key: setting_checks.CHECKS[key] for key in ("dockerfile", "context", "build_args", "target")},
+    "repository": setting_checks.CHECKS["image"],
 }
 
 
@@ -239,7 +245,7 @@ def _parse_env_value(name: str, key: str, raw: str) -> Any:
 
 def check_key(key: str, value: Any, source: str) -> None:
     if key not in KEYS:
-        raise ConfigError(f"{source}: unknown key '{key}'{_suggest(key, KEYS)}")
+        raise ConfigError(f"{source}: unknown key {key!r}{_suggest(key, KEYS)}")
     types = KEYS[key][0]
     if isinstance(value, bool) and bool not in types:
         ok = False
@@ -252,33 +258,6 @@ def check_key(key: str, value: Any, source: str) -> None:
     check = VALUE_CHECKS.get(key)
     if check:
         check(value, f"{source}: key '{key}'")
-
-
-def _check_timeout(value: float, where: str) -> None:
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"{where} must be a positive number of seconds, got {value!r}; e.g. timeout = 600")
-
-
-def _check_jobs(value: int, where: str) -> None:
-    if value < 1:
-        raise ConfigError(f"{where} must be at least 1 (images built in parallel), got {value}; omit it for one per CPU")
-
-
-BUILD_ARG_TYPES = (str, int, float, bool)
-
-
-def _check_build_args(value: Mapping[str, Any], where: str) -> None:
-    for name, arg in value.items():
-        if not isinstance(arg, BUILD_ARG_TYPES):
-            kind = "a table" if isinstance(arg, Mapping) else "an array" if isinstance(arg, list) else type(arg).__name__
-            raise ConfigError(
-                f"{where}: build argument '{name}' must be a string or number, got {kind}; "
-                "Docker build arguments are flat: NAME = \"value\""
-            )
 
 
 # pachd's rules for a project name: src/pfs/pfs.go (*Project).ValidateName, which calls
@@ -308,9 +287,21 @@ def _check_preview(value: int, where: str) -> None:
         raise ConfigError(f"{where}: {error}") from None
 
 
+def _check_images(value: list[Any], where: str) -> None:
+    source = where.rsplit(": key ", 1)[0]
+    for index, entry in enumerate(value):
+        _image_config(entry, index, source)
+
+
+def _check_pachd_address(value: str, where: str) -> None:
+    setting_checks.single_line(value, where)
+    parse_pachd_address(value, where)
+
+
 VALUE_CHECKS: dict[str, Callable[[Any, str], None]] = {
-    "preview": _check_preview, "timeout": _check_timeout, "jobs": _check_jobs, "build_args": _check_build_args,
-    "project": _check_project,
+    **setting_checks.CHECKS,
+    "preview": _check_preview, "project": _check_project, "images": _check_images,
+    "pachd_address": _check_pachd_address,
 }
 
 
@@ -319,13 +310,22 @@ def _check_max_spec_bytes(value: int, where: str) -> None:
         raise ConfigError(f"{where} must be from 1024 to {1 << 30} bytes, got {value}; e.g. max_spec_bytes = 4194304")
 
 
-VALUE_CHECKS.update({"max_spec_bytes": _check_max_spec_bytes, "render_timeout": _check_timeout})
+VALUE_CHECKS.update({"max_spec_bytes": _check_max_spec_bytes, "render_timeout": setting_checks.timeout})
 
 
-def check_build_files(settings: Settings, image: ImageConfig) -> None:
-    """The build context and Dockerfile exist, checked before anything slow runs."""
+def check_build_files(settings: Settings, image: ImageConfig, top: str | None = None) -> None:
+    """The build context and Dockerfile exist (inside the git repository at `top`: images are
+    built from commits), checked before anything slow runs."""
     key = "images" if settings.images else "context"
     source = settings.sources.get(key, "default")
+    for what, relative, setting in (("build context", image.context, "context"), ("Dockerfile", image.dockerfile, "dockerfile")):
+        resolved = (settings.project_dir / relative).resolve()
+        if top is not None and not resolved.is_relative_to(Path(top).resolve()):
+            where = settings.sources.get("images" if settings.images else setting, "default")
+            raise ConfigError(
+                f"{where}: image '{image.name}': key '{setting}' = {relative!r} resolves to {resolved}, outside the "
+                f"git repository {top}; images are built from commits, so use a path inside it"
+            )
     if not (settings.project_dir / image.context).is_dir():
         raise ConfigError(
             f"{source}: image '{image.name}': build context {image.context!r} is not a directory of "
@@ -345,6 +345,11 @@ def check_out_dir(project_dir: Path, out_dir: str, source: str) -> None:
     target = (project_dir / out_dir).resolve()
     if ".git" in Path(os.path.normpath(out_dir)).parts or target == git_dir or git_dir in target.parents:
         raise ConfigError(f"{source}: key 'out_dir' = {out_dir!r} is inside .git; use a directory such as build/pipelines")
+    if target != project_dir and project_dir not in target.parents:  # '..' or a symlink: specs land elsewhere
+        raise ConfigError(
+            f"{source}: key 'out_dir' = {out_dir!r} resolves to {target}, not a directory inside the project; "
+            "use a directory such as build/pipelines"
+        )
 
 
 def _image_config(entry: Any, index: int, source: str = "configuration") -> ImageConfig:
@@ -354,14 +359,14 @@ def _image_config(entry: Any, index: int, source: str = "configuration") -> Imag
     entry = to_plain(entry)
     for key, value in entry.items():
         if key not in IMAGE_KEYS:
-            raise ConfigError(f"{where}: unknown key '{key}'{_suggest(key, IMAGE_KEYS)}")
+            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, IMAGE_KEYS)}")
         if not isinstance(value, IMAGE_KEYS[key][0]):
             raise ConfigError(f"{where}: key '{key}' has the wrong type ({type(value).__name__})")
-        if key == "build_args":
-            _check_build_args(value, f"{where}: key 'build_args'")  # type: ignore[arg-type]  # a dict: checked above
     for required in ("name", "repository"):
         if not entry.get(required):
             raise ConfigError(f"{where}: missing '{required}'")
+    for key, value in entry.items():
+        IMAGE_CHECKS[key](value, f"{where}: key '{key}'")
     return ImageConfig(
         name=entry["name"],
         repository=entry["repository"],
@@ -426,6 +431,10 @@ def resolve_pachd(settings: Settings, environ: Mapping[str, str] | None = None) 
         address, source = DEFAULT_PACHD_ADDRESS, "default"
     host, port, tls = parse_pachd_address(address, source)
     token = settings.token or context.get("session_token") or None
+    if token and not settings.token:
+        if not isinstance(token, str):
+            raise ConfigError(f"{context_source}: session_token must be a string; fix the context (pachctl auth login)")
+        setting_checks.token(token, f"{context_source}: session_token")
     root_certs = None
     if tls and source == context_source and context.get("server_cas"):  # the CAs go with that address
         try:
@@ -433,6 +442,9 @@ def resolve_pachd(settings: Settings, environ: Mapping[str, str] | None = None) 
         except (ValueError, TypeError):
             raise ConfigError(f"{context_source}: server_cas is not base64 of PEM certificates; fix the context") from None
     return PachdTarget(host=host, port=port, tls=tls, token=token, source=source, root_certs=root_certs)
+
+
+PACHD_HOST = re.compile(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
 
 
 def parse_pachd_address(address: str, source: str) -> tuple[str, int, bool]:
@@ -453,6 +465,8 @@ def parse_pachd_address(address: str, source: str) -> tuple[str, int, bool]:
         raise ConfigError(f"{source}: pachd address {address!r} has a bad port {port_text!r}")
     if not host:
         raise ConfigError(f"{source}: pachd address {address!r} has no host")
+    if not PACHD_HOST.fullmatch(host):
+        raise ConfigError(f"{source}: pachd address {address!r} has a bad host {host!r}; use a host name or IP address")
     return host, port, scheme in ("grpcs", "https")
 
 

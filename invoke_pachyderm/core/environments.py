@@ -51,7 +51,7 @@ def _layer(values: dict[str, Any], sources: dict[str, str], table: Mapping[str, 
 
 def _context_project(values: dict[str, Any], sources: dict[str, str], environ: Mapping[str, str]) -> None:
     """With no `project` set, the pach context's project (as pachctl would use it)."""
-    from invoke_pachyderm.core.config import active_pach_context
+    from invoke_pachyderm.core.config import active_pach_context, check_key
 
     if "project" in values:
         return
@@ -60,5 +60,6 @@ def _context_project(values: dict[str, Any], sources: dict[str, str], environ: M
     except ConfigError:
         return  # reported when pachd is needed, by resolve_pachd
     if context.get("project"):
+        check_key("project", context["project"], context_source)
         values["project"] = context["project"]
         sources["project"] = context_source

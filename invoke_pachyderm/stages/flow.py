@@ -52,7 +52,7 @@ def tag_stage(settings: Settings, allow_dirty: bool, need_images: bool = True) -
         source.check_templates_committed(settings)
     configs = settings.require_images() if need_images else settings.image_configs
     for config in configs if need_images else ():
-        check_build_files(settings, config)
+        check_build_files(settings, config, git.top)
     images = tag_images(settings, list(configs), git, allow_dirty)
     return Artifacts(git=git, images=images)
 
