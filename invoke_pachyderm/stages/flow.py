@@ -302,15 +302,14 @@ def plan(settings: Settings, reporter: Reporter, options: DeployOptions, cluster
 
             with clock.stage("registry"):
                 images.lookup_digests(settings, tagged.images)
-        rendered_from = tagged
-        if on_tagged is not None:
-            # builds begun now fill in digests as they go: the plan renders the images as tagged
-            rendered_from = Artifacts(tagged.git, {name: replace(image) for name, image in tagged.images.items()})
-            on_tagged(tagged)
         if isinstance(cluster, _Connection):
             cluster.expect(tagged)
         with clock.stage("render"):
-            specs = dependency_order(render_stage(settings, rendered_from, write=False))
+            specs = dependency_order(render_stage(settings, tagged, write=False))
+        if on_tagged is not None:
+            # After rendering, so that a template refused (another project, a budget) builds nothing;
+            # rendering takes milliseconds, the builds seconds.
+            on_tagged(tagged)
     checks += ["specs rendered and valid", "no credential in a spec", "no dependency cycle"]
     with clock.stage("pachd"):
         cluster = cluster.get() if isinstance(cluster, _Connection) else cluster or connect(settings, reporter)
