@@ -132,7 +132,8 @@ def token(value: str, where: str) -> None:
 
 
 def password(value: str, where: str) -> None:
-    text(value, where, secret=True, newlines=False)
+    # Newlines stay: a service-account key (GCR's `_json_key`) is a multi-line password.
+    text(value, where, secret=True)
 
 
 def single_line(value: str, where: str) -> None:
